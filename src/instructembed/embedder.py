@@ -1,0 +1,231 @@
+"""`Embedder`: the one encode path. CLI, server, training and evaluation all embed through here.
+
+tokenize (instruction-aware, per-row pooling offsets) -> length-sorted token-budget batches
+-> backend forward + masked pooling -> float32 (N, D) in input order
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instructembed.backends import Backend
+from instructembed.batching import collate, plan_batches
+from instructembed.checkpoint import (
+    FORMAT_VERSION,
+    INSTRUCTION_JOIN,
+    OUR_CONFIG,
+    ModelSpec,
+    read_spec,
+    resolve_model_dir,
+)
+from instructembed.inputs import EmbedInput, Item, to_items
+from instructembed.model import EmbeddingModel, save_dense
+from instructembed.tokenize import InstructionTokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How `embed` batches. Results do not depend on these, only speed and memory do."""
+
+    token_budget: int = 8192  # padded tokens per batch (rows x longest row)
+    max_batch_size: int = 128
+    show_progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.token_budget < 1 or self.max_batch_size < 1:
+            raise ValueError("token_budget and max_batch_size must be positive integers")
+
+
+class Embedder:
+    """Instruction-conditioned text embeddings from one checkpoint.
+
+    >>> model = Embedder.load("all-MiniLM-L6-v2")
+    >>> model.embed([("Represent the Science title:", "3D ActionSLAM")]).shape
+    (1, 384)
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        tokenizer: InstructionTokenizer,
+        backend: Backend,
+        *,
+        name: str,
+        model: EmbeddingModel | None = None,
+        config: EmbedConfig | None = None,
+    ) -> None:
+        self.spec = spec
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.name = name
+        self.model = model  # the torch module, when the backend has one (training, save)
+        self.config = config or EmbedConfig()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path,
+        *,
+        backend: str = "torch",
+        device: str | None = None,
+        dtype: str | None = None,
+        max_seq_length: int | None = None,
+        allow_pickle: bool = False,
+        revision: str | None = None,
+        threads: int | None = None,
+        config: EmbedConfig | None = None,
+    ) -> Embedder:
+        """Load a packaged model name, a local directory (any supported layout) or a hub id."""
+        if backend != "torch":
+            raise ValueError(f"backend {backend!r} is not available; available: torch")
+        import torch
+
+        from instructembed.backends.torch_backend import TorchBackend, parse_dtype
+        from instructembed.model import load_model
+
+        torch_dtype = parse_dtype(dtype)
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        root = resolve_model_dir(name_or_path, revision)
+        spec = read_spec(root, max_seq_length)
+        tokenizer = load_tokenizer(spec)
+        model = load_model(spec, allow_pickle=allow_pickle)
+        runner = TorchBackend(model, device or "cpu", torch_dtype)
+        log.info(
+            "loaded %s (%s, %s, dim %d)", name_or_path, spec.layout.value, spec.model_type, spec.dimension
+        )
+        return cls(spec, tokenizer, runner, name=str(name_or_path), model=model, config=config)
+
+    # ------------------------------------------------------------------ embedding
+    @property
+    def dimension(self) -> int:
+        return self.spec.dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.tokenizer.max_seq_length
+
+    @property
+    def normalized(self) -> bool:
+        return self.spec.normalize
+
+    def embed(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> np.ndarray:
+        """Embed texts or (instruction, text) pairs -> float32 (N, D), rows in input order."""
+        return self.embed_items(to_items(inputs, instruction))
+
+    def embed_items(self, items: list[Item]) -> np.ndarray:
+        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        if not items:
+            return out
+        encoded = self.tokenizer.encode(items)
+        batches = plan_batches(
+            [len(e.ids) for e in encoded], self.config.token_budget, self.config.max_batch_size
+        )
+        progress = _progress(len(items), self.config.show_progress)
+        for indices in batches:
+            batch = collate(
+                [encoded[i] for i in indices], indices, self.tokenizer.pad_id, self.tokenizer.uses_type_ids
+            )
+            out[batch.indices] = self.backend.run(batch)
+            if progress is not None:
+                progress.update(len(indices))
+        if progress is not None:
+            progress.close()
+        return out
+
+    def token_counts(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> list[int]:
+        """Tokens per row before truncation (special tokens included), for limits and usage reports."""
+        return self.tokenizer.token_counts(to_items(inputs, instruction))
+
+    # ------------------------------------------------------------------ describing and saving
+    def info(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "name": self.name,
+            "path": str(spec.root),
+            "layout": spec.layout.value,
+            "architecture": spec.model_type,
+            "dimension": spec.dimension,
+            "hidden_size": spec.hidden_size,
+            "max_seq_length": self.max_seq_length,
+            "pooling": spec.pooling.value,
+            "dense": None
+            if spec.dense is None
+            else f"{spec.dense.in_features}->{spec.dense.out_features} ({spec.dense.activation})",
+            "normalize": spec.normalize,
+            "do_lower_case": spec.do_lower_case,
+            "backend": self.backend.name,
+            "instruction_join": INSTRUCTION_JOIN,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write our own layout (safetensors only); `Embedder.load(path)` reads it back identically."""
+        if self.model is None:
+            raise ValueError(
+                f"the {self.backend.name} backend holds no torch model to save; load with backend='torch'"
+            )
+        target = Path(path)
+        if target.exists() and any(target.iterdir()):
+            raise FileExistsError(f"{target} exists and is not empty; choose a new directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write next to the target, then rename: a crash never leaves a half-written model behind.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            encoder: Any = self.model.encoder
+            encoder.save_pretrained(str(tmp / "encoder"), safe_serialization=True)
+            self.tokenizer.hf_tokenizer.save_pretrained(str(tmp / "encoder"))
+            dense = save_dense(self.model.dense, tmp / "dense") if self.model.dense is not None else None
+            config = {
+                "format": "instructembed",
+                "format_version": FORMAT_VERSION,
+                "encoder": "encoder",
+                "pooling": self.spec.pooling.value,
+                "dense": None if dense is None else {**dense, "path": "dense"},
+                "normalize": self.spec.normalize,
+                "max_seq_length": self.max_seq_length,
+                "do_lower_case": self.spec.do_lower_case,
+                "instruction_join": INSTRUCTION_JOIN,
+                "embed_config": asdict(self.config),
+            }
+            (tmp / OUR_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            if target.exists():
+                target.rmdir()
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+
+def load_tokenizer(spec: ModelSpec) -> InstructionTokenizer:
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(str(spec.encoder_dir), local_files_only=True, use_fast=True)
+    except (OSError, ValueError) as exc:
+        from instructembed.errors import CheckpointError
+
+        raise CheckpointError(f"could not load the tokenizer from {spec.encoder_dir}: {exc}") from exc
+    return InstructionTokenizer(hf, spec.max_seq_length, spec.do_lower_case)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="text", desc="embedding", leave=False)

@@ -1,0 +1,124 @@
+"""Instruction-aware tokenization: token ids plus, per row, how many leading positions pooling skips.
+
+This reproduces the released INSTRUCTOR package (InstructorEmbedding 1.0.1) exactly, so vectors in
+users' existing indexes stay valid:
+
+- pair (instruction, text): the text is stripped (and lower-cased if the checkpoint says
+  `do_lower_case`); the encoder input is ``(instruction + text).strip()`` -- no separator is added, so
+  an instruction's trailing space is the separator and its leading whitespace disappears;
+- the instruction's length is the token count of the *stripped* instruction encoded on its own,
+  special tokens included, minus one; a length of 0 or 1 counts as no instruction;
+- the encoder attends over the whole joined sequence; only pooling skips the first `length` positions;
+- plain strings are stripped and pooled over all their tokens, special tokens included.
+
+The pooling mask itself is built per batch in `batching.collate` from `Encoded.n_masked`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from instructembed.inputs import Item
+
+log = logging.getLogger(__name__)
+
+_INSTRUCTION_CACHE_LIMIT = 65536
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenized row. `ids` are already truncated to the model's max length."""
+
+    ids: list[int]
+    type_ids: list[int]
+    n_masked: int  # leading positions (the instruction) that mean pooling skips
+    truncated: bool
+
+
+def join_instruction(item: Item, lower: bool) -> tuple[str, str | None]:
+    """Return (encoder input string, stripped instruction or None) as INSTRUCTOR 1.0.1 builds them."""
+    text = item.text.strip()
+    if lower:
+        text = text.lower()
+    if item.instruction is None:
+        return text, None
+    joined = (item.instruction + text).strip()
+    instruction = item.instruction.strip()
+    if lower:
+        joined, instruction = joined.lower(), instruction.lower()
+    return joined, instruction
+
+
+class InstructionTokenizer:
+    """Wraps a Hugging Face fast tokenizer; encodes `Item`s into ids and per-row pooling offsets."""
+
+    def __init__(self, tokenizer: Any, max_seq_length: int, do_lower_case: bool = False) -> None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if not isinstance(backend, Tokenizer):
+            raise TypeError(
+                f"{type(tokenizer).__name__} has no fast (Rust) tokenizer; instructembed needs a "
+                "tokenizer.json in the model directory (save it with a fast tokenizer)"
+            )
+        if max_seq_length < 2:
+            raise ValueError(f"max_seq_length must be at least 2, got {max_seq_length}")
+        self.hf_tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.do_lower_case = do_lower_case
+        pad_id = tokenizer.pad_token_id
+        self.pad_id = int(pad_id) if pad_id is not None else 0
+        self.uses_type_ids = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
+        # Two private copies of the Rust tokenizer: one truncating (what the encoder sees), one not
+        # (for counting tokens before truncation). Neither pads: batches are padded per batch.
+        self._truncating = Tokenizer.from_str(backend.to_str())
+        self._truncating.no_padding()
+        self._truncating.enable_truncation(max_seq_length)
+        self._full = Tokenizer.from_str(backend.to_str())
+        self._full.no_padding()
+        self._full.no_truncation()
+        self._instruction_lengths: dict[str, int] = {}
+        self._warned_truncation = False
+
+    def instruction_length(self, instructions: Sequence[str]) -> list[int]:
+        """Pooling offsets for stripped instructions: len(tokens incl. specials) - 1, or 0 if that is <= 1."""
+        missing = sorted({s for s in instructions if s not in self._instruction_lengths})
+        if missing:
+            if len(self._instruction_lengths) + len(missing) > _INSTRUCTION_CACHE_LIMIT:
+                self._instruction_lengths.clear()
+            for text, enc in zip(missing, self._truncating.encode_batch(missing), strict=True):
+                n = len(enc.ids) - 1
+                self._instruction_lengths[text] = n if n > 1 else 0
+        return [self._instruction_lengths[s] for s in instructions]
+
+    def encode(self, items: Sequence[Item]) -> list[Encoded]:
+        joined = [join_instruction(item, self.do_lower_case) for item in items]
+        encodings = self._truncating.encode_batch([j for j, _ in joined])
+        instructions = [i for _, i in joined if i is not None]
+        offsets = iter(self.instruction_length(instructions))
+        out: list[Encoded] = []
+        n_truncated = 0
+        for (_, instruction), enc in zip(joined, encodings, strict=True):
+            ids = list(enc.ids)
+            n_masked = next(offsets) if instruction is not None else 0
+            # INSTRUCTOR asserts here; we keep at least the last token so the mean is defined.
+            n_masked = min(n_masked, len(ids) - 1)
+            truncated = len(enc.overflowing) > 0
+            n_truncated += truncated
+            out.append(Encoded(ids, list(enc.type_ids), n_masked, truncated))
+        if n_truncated and not self._warned_truncation:
+            self._warned_truncation = True
+            log.warning(
+                "%d input(s) longer than max_seq_length=%d tokens were truncated (this is said once)",
+                n_truncated,
+                self.max_seq_length,
+            )
+        return out
+
+    def token_counts(self, items: Sequence[Item]) -> list[int]:
+        """Tokens per row *before* truncation, special tokens included (what a limit check needs)."""
+        joined = [join_instruction(item, self.do_lower_case)[0] for item in items]
+        return [len(enc.ids) for enc in self._full.encode_batch(joined)]
