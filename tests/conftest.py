@@ -25,3 +25,27 @@ def _need(path: Path, what: str) -> Path:
 def shared_data() -> Path:
     """`../shared/data`: the real datasets (never copied into the project)."""
     return _need(SHARED_DATA, "the shared data directory")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT in the INSTRUCTOR layout (Transformer, Pooling, Dense, Normalize)."""
+    from instructembed.testing import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("models") / "tiny-bert", "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random T5 encoder (GTR/INSTRUCTOR style) in the INSTRUCTOR layout."""
+    from instructembed.testing import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("models") / "tiny-t5", "t5")
+
+
+@pytest.fixture(scope="session")
+def minilm():  # type: ignore[no-untyped-def]
+    """The real packaged all-MiniLM-L6-v2, loaded once."""
+    from instructembed import Embedder
+
+    return Embedder.load("all-MiniLM-L6-v2")

@@ -1,0 +1,5 @@
+"""`python -m instructembed ...` (and `torchrun ... -m instructembed train ...`)."""
+
+from instructembed.cli import main
+
+main()

@@ -1,0 +1,268 @@
+"""The `instructembed` command line. Every option has an `INSTRUCTEMBED_...` environment twin.
+
+Library errors are caught here, at the edge, and printed as one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from instructembed.checkpoint import DEFAULT_MODEL
+from instructembed.errors import InstructEmbedError
+from instructembed.files import (
+    InputFormat,
+    Row,
+    count_lines,
+    input_format,
+    open_writer,
+    output_format,
+    read_rows,
+)
+
+app = typer.Typer(
+    name="instructembed",
+    help="Instruction-conditioned text embeddings (INSTRUCTOR-style): embed, inspect, evaluate, serve, train.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Build training data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="INSTRUCTEMBED_MODEL",
+        help="Packaged name, local directory or Hugging Face id.",
+    ),
+]
+AllowPickleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pickle",
+        envvar="INSTRUCTEMBED_ALLOW_PICKLE",
+        help="Allow pickled .bin weights (they can run code): only for checkpoints you trust.",
+    ),
+]
+
+
+def friendly_errors(func: F) -> F:
+    """Turn our errors (and bad values) into one red line on stderr and exit code 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (InstructEmbedError, ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted; nothing was written under the output name", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+@app.command("embed")
+@friendly_errors
+def embed_command(
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            envvar="INSTRUCTEMBED_INPUT",
+            help="JSONL, CSV/TSV, or plain text (one per line).",
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", envvar="INSTRUCTEMBED_OUTPUT", help="Where to write: .npy or .parquet."
+        ),
+    ],
+    model: ModelOpt = DEFAULT_MODEL,
+    instruction: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_INSTRUCTION",
+            help="Instruction for every text, e.g. 'Represent the question for retrieval: '.",
+        ),
+    ] = None,
+    field: Annotated[
+        str,
+        typer.Option(envvar="INSTRUCTEMBED_FIELD", help="JSONL field or CSV/TSV column holding the text."),
+    ] = "text",
+    id_field: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_ID_FIELD",
+            help="Field/column with row ids (written to parquet when present).",
+        ),
+    ] = "id",
+    instruction_field: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_INSTRUCTION_FIELD", help="Field/column with a per-row instruction."
+        ),
+    ] = None,
+    format: Annotated[
+        InputFormat | None,
+        typer.Option(envvar="INSTRUCTEMBED_FORMAT", help="Input format (default: from the file suffix)."),
+    ] = None,
+    skip_blank: Annotated[
+        bool,
+        typer.Option(
+            envvar="INSTRUCTEMBED_SKIP_BLANK",
+            help="Plain text: drop blank lines (ids become line numbers) instead of embedding them as empty texts.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(envvar="INSTRUCTEMBED_OVERWRITE", help="Replace an existing output file.")
+    ] = False,
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            min=1, envvar="INSTRUCTEMBED_CHUNK_SIZE", help="Texts read, embedded and written at a time."
+        ),
+    ] = 4096,
+    max_seq_length: Annotated[
+        int | None,
+        typer.Option(envvar="INSTRUCTEMBED_MAX_SEQ_LENGTH", help="Override the checkpoint's max tokens."),
+    ] = None,
+    allow_pickle: AllowPickleOpt = False,
+    device: Annotated[
+        str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="torch device, e.g. cpu or cuda.")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option(envvar="INSTRUCTEMBED_PROGRESS", help="Show a progress bar on stderr.")
+    ] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    """Embed every text of INPUT and write the vectors to OUTPUT, streaming in chunks (constant memory)."""
+    _setup_logging(verbose)
+    fmt = format or input_format(input)
+    output_format(output)  # validate the suffix before loading a model
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"output directory {output.parent} does not exist")
+    if instruction is not None and instruction_field is not None:
+        raise ValueError("give --instruction or --instruction-field, not both")
+    rows = read_rows(input, fmt, field, id_field, instruction_field, skip_blank)
+    first = next(rows, None)  # read before loading the model: a bad file fails fast
+    if first is None:
+        raise ValueError(f"{input} holds no texts; nothing to embed")
+
+    from instructembed.embedder import EmbedConfig, Embedder
+
+    embedder = Embedder.load(
+        model, max_seq_length=max_seq_length, allow_pickle=allow_pickle, device=device, config=EmbedConfig()
+    )
+    has_ids = first.id is not None
+    writer = open_writer(output, embedder.dimension, with_ids=has_ids)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = count_lines(input) if fmt in (InputFormat.TEXT, InputFormat.JSONL) else None
+        bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+    try:
+        all_rows = _prepend(first, rows)
+        blank = 0
+        for chunk in _chunks(all_rows, chunk_size):
+            if fmt is InputFormat.TEXT:
+                blank += sum(1 for r in chunk if not r.text.strip())
+            inputs: list[Any] = (
+                [(r.instruction, r.text) for r in chunk] if instruction_field else [r.text for r in chunk]
+            )
+            vectors = embedder.embed(inputs, instruction=instruction)
+            writer.write([r.id for r in chunk], vectors)
+            if bar is not None:
+                bar.update(len(chunk))
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if blank:
+        typer.secho(
+            f"note: {blank} blank line(s) were embedded as empty texts (use --skip-blank to drop them)",
+            err=True,
+        )
+    typer.echo(f"wrote {writer.rows} x {embedder.dimension} embeddings to {output}", err=True)
+
+
+def _prepend(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
+    yield first
+    yield from rest
+
+
+@app.command("info")
+@friendly_errors
+def info_command(
+    model: Annotated[
+        str, typer.Argument(envvar="INSTRUCTEMBED_MODEL", help="Packaged name, local directory or hub id.")
+    ] = DEFAULT_MODEL,
+    allow_pickle: AllowPickleOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show what a model is: architecture, dimension, max length, layout, pooling, normalization."""
+    from instructembed.embedder import Embedder
+
+    info = Embedder.load(model, allow_pickle=allow_pickle).info()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+@app.command("demo")
+@friendly_errors
+def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
+    """Embed a few texts under two instructions and show similarities and a nearest-text search."""
+    from instructembed.demo import run_demo
+
+    run_demo(model)
+
+
+def main() -> None:
+    try:  # transformers prints a progress bar per weight file; a CLI user wants our own output only
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # the onnx-only install has no transformers models to load
+        pass
+    app()
+
+
+if __name__ == "__main__":
+    main()

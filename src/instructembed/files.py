@@ -1,0 +1,266 @@
+"""Streaming readers and writers for the command line: inputs in, embeddings out, constant memory.
+
+Readers yield `Row`s one at a time (JSONL field, CSV/TSV column, or plain text lines); writers append
+chunks to a temporary file next to the output and rename it only when everything is written, so a
+failure never clobbers an existing file and never leaves a truncated one under the final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from instructembed.errors import InputFileError, MissingExtraError
+
+
+class InputFormat(str, Enum):
+    JSONL = "jsonl"
+    CSV = "csv"
+    TSV = "tsv"
+    TEXT = "text"
+
+
+class OutputFormat(str, Enum):
+    NPY = "npy"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str | None
+    text: str
+    instruction: str | None = None
+
+
+def input_format(path: Path) -> InputFormat:
+    suffix = path.suffix.lower()
+    return {
+        ".jsonl": InputFormat.JSONL,
+        ".ndjson": InputFormat.JSONL,
+        ".csv": InputFormat.CSV,
+        ".tsv": InputFormat.TSV,
+    }.get(suffix, InputFormat.TEXT)
+
+
+def output_format(path: Path) -> OutputFormat:
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return OutputFormat.NPY
+    if suffix == ".parquet":
+        return OutputFormat.PARQUET
+    raise InputFileError(f"output {path} must end in .npy or .parquet")
+
+
+def count_lines(path: Path) -> int:
+    """Newline count (+1 for a last line without one); cheap, used only for the progress bar."""
+    count, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _open_text(path: Path) -> Any:
+    if not path.exists():
+        raise InputFileError(f"input file {path} does not exist")
+    if path.is_dir():
+        raise InputFileError(f"input {path} is a directory; give a file")
+    try:
+        # utf-8-sig: a byte-order mark at the start is not part of the first text.
+        return path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _text_value(value: object, path: Path, line: int, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise InputFileError(f"{path}:{line}: field '{field}' is {type(value).__name__}, expected a string")
+
+
+def read_rows(
+    path: Path,
+    fmt: InputFormat,
+    field: str = "text",
+    id_field: str | None = "id",
+    instruction_field: str | None = None,
+    skip_blank: bool = False,
+) -> Iterator[Row]:
+    """Yield one `Row` per input record, in file order. Errors name the file and line."""
+    with _open_text(path) as f:
+        try:
+            if fmt is InputFormat.TEXT:
+                yield from _read_text(f, skip_blank)
+            elif fmt is InputFormat.JSONL:
+                yield from _read_jsonl(f, path, field, id_field, instruction_field)
+            else:
+                yield from _read_table(f, path, fmt, field, id_field, instruction_field)
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read_text(f: Any, skip_blank: bool) -> Iterator[Row]:
+    # One row per line, so row i is line i. A blank line is an (empty) input unless skip_blank,
+    # in which case it is dropped and rows carry their line numbers as ids.
+    for number, line in enumerate(f, start=1):
+        text = line.rstrip("\r\n")
+        if skip_blank and not text.strip():
+            continue
+        yield Row(str(number) if skip_blank else None, text)
+
+
+def _read_jsonl(
+    f: Any, path: Path, field: str, id_field: str | None, instruction_field: str | None
+) -> Iterator[Row]:
+    for number, line in enumerate(f, start=1):
+        if not line.strip():
+            continue  # blank lines are not records in JSONL
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(
+                f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise InputFileError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        if field not in record:
+            present = ", ".join(sorted(record)) or "none"
+            raise InputFileError(
+                f"{path}:{number}: no field '{field}' (fields present: {present}); choose one with --field"
+            )
+        ident = record.get(id_field) if id_field else None
+        instruction = None
+        if instruction_field:
+            if instruction_field not in record:
+                raise InputFileError(f"{path}:{number}: no instruction field '{instruction_field}'")
+            instruction = _text_value(record[instruction_field], path, number, instruction_field)
+        yield Row(
+            None if ident is None else str(ident),
+            _text_value(record[field], path, number, field),
+            instruction,
+        )
+
+
+def _read_table(
+    f: Any, path: Path, fmt: InputFormat, field: str, id_field: str | None, instruction_field: str | None
+) -> Iterator[Row]:
+    reader = csv.DictReader(f, delimiter="\t" if fmt is InputFormat.TSV else ",")
+    columns = reader.fieldnames or []
+    if not columns:
+        return
+    if field not in columns:
+        raise InputFileError(
+            f"{path}:1: no column '{field}' (columns: {', '.join(columns)}); choose one with --field"
+        )
+    if instruction_field and instruction_field not in columns:
+        raise InputFileError(
+            f"{path}:1: no instruction column '{instruction_field}' (columns: {', '.join(columns)})"
+        )
+    has_id = bool(id_field) and id_field in columns
+    for record in reader:
+        text = record.get(field)
+        if text is None:
+            raise InputFileError(f"{path}:{reader.line_num}: row has fewer columns than the header")
+        yield Row(
+            record[id_field] if has_id and id_field else None,
+            text,
+            record[instruction_field] if instruction_field else None,
+        )
+
+
+class EmbeddingWriter(Protocol):
+    rows: int
+
+    def write(self, ids: list[str | None], vectors: np.ndarray) -> None: ...
+    def finish(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+
+class NpyWriter:
+    """Appends float32 rows to a .npy file whose header (row count) is fixed up at the end."""
+
+    HEADER_BYTES = 128  # magic + version + length + padded dict; multiple of 64 as the format asks
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path, self.dimension, self.rows = path, dimension, 0
+        self.tmp = _temp_path(path)
+        self.f = self.tmp.open("wb")
+        self.f.write(self._header(0))
+
+    def _header(self, rows: int) -> bytes:
+        text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {self.dimension}), }}"
+        body_len = self.HEADER_BYTES - 10
+        return (
+            b"\x93NUMPY\x01\x00"
+            + struct.pack("<H", body_len)
+            + text.ljust(body_len - 1).encode("latin1")
+            + b"\n"
+        )
+
+    def write(self, ids: list[str | None], vectors: np.ndarray) -> None:
+        del ids  # .npy holds vectors only; row order is input order
+        self.f.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.rows += len(vectors)
+
+    def finish(self) -> None:
+        self.f.seek(0)
+        self.f.write(self._header(self.rows))
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class ParquetWriter:
+    """Appends row groups: an `id` column (when the input has ids) and `embedding` (list<float32>[D])."""
+
+    def __init__(self, path: Path, dimension: int, with_ids: bool) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise MissingExtraError("parquet", "pyarrow") from None
+        self.pa, self.path, self.rows, self.with_ids = pa, path, 0, with_ids
+        fields = [pa.field("id", pa.string())] if with_ids else []
+        fields.append(pa.field("embedding", pa.list_(pa.float32(), dimension)))
+        self.schema = pa.schema(fields)
+        self.tmp = _temp_path(path)
+        self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
+
+    def write(self, ids: list[str | None], vectors: np.ndarray) -> None:
+        pa = self.pa
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        columns = [pa.array(ids, pa.string())] if self.with_ids else []
+        columns.append(pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+        self.rows += len(vectors)
+
+    def finish(self) -> None:
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def open_writer(path: Path, dimension: int, with_ids: bool) -> EmbeddingWriter:
+    if output_format(path) is OutputFormat.NPY:
+        return NpyWriter(path, dimension)
+    return ParquetWriter(path, dimension, with_ids)

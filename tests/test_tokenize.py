@@ -1,0 +1,63 @@
+"""Instruction pooling offsets for BERT and T5 tokenizers, and the joined encoder input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from instructembed import Embedder
+from instructembed.inputs import Item
+from instructembed.tokenize import join_instruction
+
+
+def test_bert_instruction_lengths(minilm: Embedder) -> None:
+    tok = minilm.tokenizer
+    # [CLS] x [SEP]: length = tokens - 1; 0 or 1 means "no instruction".
+    assert tok.instruction_length([""]) == [0]  # [CLS] [SEP] -> 1 -> none
+    assert tok.instruction_length(["Hi"]) == [2]  # [CLS] hi [SEP] -> 2: masks [CLS] and "hi"
+    assert tok.instruction_length(["Represent the Science title:"]) == [
+        6
+    ]  # [CLS] represent the science title :
+
+
+def test_t5_instruction_lengths(tiny_t5_dir: Path) -> None:
+    model = Embedder.load(tiny_t5_dir)
+    hf = model.tokenizer.hf_tokenizer
+    tok = model.tokenizer
+    assert hf("")["input_ids"] == [1]  # just </s>
+    assert tok.instruction_length([""]) == [0]
+    one_piece = next(w for w in ("for", "Represent", "the", "a") if len(hf(w)["input_ids"]) == 2)
+    assert tok.instruction_length([one_piece]) == [0]  # "x </s>" -> 1 -> counts as no instruction
+    long_instruction = "Represent the Science title for retrieval:"
+    assert tok.instruction_length([long_instruction]) == [len(hf(long_instruction)["input_ids"]) - 1]
+
+
+def test_encode_masks_instruction_positions(minilm: Embedder) -> None:
+    rows = minilm.tokenizer.encode(
+        [Item("Represent the title: ", "hello world"), Item(None, "hello world"), Item("", "x")]
+    )
+    assert rows[0].n_masked == 5  # [CLS] represent the title :
+    assert len(rows[0].ids) == 8  # [CLS] represent the title : hello world [SEP]
+    assert rows[1].n_masked == 0 and rows[2].n_masked == 0
+
+
+@pytest.mark.parametrize(
+    "item,lower,expected",
+    [
+        (Item("Represent: ", "  text  "), False, ("Represent: text", "Represent:")),
+        (Item("  Represent:", "text"), False, ("Represent:text", "Represent:")),  # no separator is added
+        (Item("Represent: ", ""), False, ("Represent:", "Represent:")),
+        (Item("Rep ", " MiXed "), True, ("rep mixed", "rep")),
+        (Item(None, "  plain  "), False, ("plain", None)),
+    ],
+)
+def test_join_instruction_follows_instructor_101(
+    item: Item, lower: bool, expected: tuple[str, str | None]
+) -> None:
+    assert join_instruction(item, lower) == expected
+
+
+def test_instruction_never_masks_every_token(minilm: Embedder) -> None:
+    (row,) = minilm.tokenizer.encode([Item("Represent the whole thing: ", "")])
+    assert row.n_masked == len(row.ids) - 1  # the final [SEP] is still pooled, as in INSTRUCTOR
