@@ -1,0 +1,121 @@
+"""`instructembed eval`: run evaluation tasks and write per-task JSON plus a summary.
+
+Registered by the root CLI with `app.command("eval")(eval_command)`. Every option has an
+`INSTRUCTEMBED_...` environment twin.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from instructembed.errors import InstructEmbedError
+
+__all__ = ["eval_command"]
+
+
+def eval_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", envvar="INSTRUCTEMBED_MODEL", help="Packaged name, local directory or hub id."
+        ),
+    ] = "all-MiniLM-L6-v2",
+    tasks: Annotated[
+        str,
+        typer.Option(
+            "--tasks",
+            "-t",
+            envvar="INSTRUCTEMBED_EVAL_TASKS",
+            help="Comma-separated task names, task types (e.g. STS) or 'all'. See --list-tasks.",
+        ),
+    ] = "all",
+    instructions: Annotated[
+        str,
+        typer.Option(
+            "--instructions",
+            envvar="INSTRUCTEMBED_EVAL_INSTRUCTIONS",
+            help="'instructor-large' (packaged table), 'none' (bare texts) or a JSON file of the same shape.",
+        ),
+    ] = "instructor-large",
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", envvar="INSTRUCTEMBED_EVAL_OUT", help="Folder for <task>.json and summary.*"
+        ),
+    ] = Path("eval-results"),
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir", envvar="INSTRUCTEMBED_DATA_DIR", help="The shared data folder (raw files)."
+        ),
+    ] = Path("../shared/data"),
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            envvar="INSTRUCTEMBED_EVAL_LIMIT",
+            min=1,
+            help="Evaluate N evenly spaced items per task (smoke runs).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume",
+            envvar="INSTRUCTEMBED_EVAL_RESUME",
+            help="Reuse finished task results in --out.",
+        ),
+    ] = True,
+    list_tasks: Annotated[bool, typer.Option("--list-tasks", help="Print the known tasks and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", envvar="INSTRUCTEMBED_VERBOSE")] = False,
+) -> None:
+    """Evaluate a model on MTEB-style tasks (STS, classification, clustering, pairs, reranking, retrieval, summarization)."""
+    from instructembed.eval.report import write_summary
+    from instructembed.eval.runner import TaskResult, run
+    from instructembed.eval.tasks import LOCAL_TASKS, resolve_tasks
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if list_tasks:
+        for task in LOCAL_TASKS:
+            typer.echo(f"{task.name:30} {task.type.value:20} {task.description}")
+        return
+    try:
+        from instructembed.embedder import Embedder
+
+        selected = resolve_tasks(tasks)
+        encoder = Embedder.load(model)
+
+        def show(result: TaskResult) -> None:
+            typer.echo(
+                f"{result.task:30} {result.main_score_name:16} {result.main_score:6.2f}   {result.wall_time_s:7.1f}s"
+            )
+
+        results = run(
+            encoder,
+            selected,
+            data_dir=data_dir,
+            instructions=instructions,
+            limit=limit,
+            model_name=model,
+            out_dir=out,
+            command=shlex.join(["instructembed", *sys.argv[1:]]),
+            on_result=show,
+            resume=resume,
+        )
+        md, png = write_summary(results, out)
+    except (InstructEmbedError, ValueError, TypeError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.secho(f"interrupted; finished tasks are in {out} (rerun to resume)", err=True)
+        raise typer.Exit(130) from None
+    total = sum(r.wall_time_s for r in results)
+    typer.echo(f"{len(results)} task(s), {total:.1f}s; summary: {md}, chart: {png}")

@@ -1,0 +1,108 @@
+"""Which instruction each text gets: the instructor-large table, none, or a user file of the same shape.
+
+Tables are `{task type: {task name: instruction | {"query": ..., "corpus": ...}}}` (the layout of
+`../shared/instructions/instructor-large.json`, shipped verbatim as package data). A task is looked
+up by its own name, then by its `instruction_key` (the MTEB task it stands in for); local tasks that
+are not MTEB tasks fall back to `local-task-instructions.json`. A user file is searched first and
+falls back to the same chain, with a warning naming each task it did not cover.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from instructembed.errors import InputFileError
+
+from .tasks import Role, Task, TaskType
+
+__all__ = ["Instructions", "load_instructions"]
+
+logger = logging.getLogger(__name__)
+
+Table = dict[str, dict[str, Any]]
+
+
+def _package_table(name: str) -> Table:
+    text = resources.files("instructembed").joinpath("data", name).read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _check_table(table: object, origin: str) -> Table:
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise InputFileError(
+            f"{origin}: an instruction table must be a JSON object of task types, each an object of "
+            'task names, e.g. {"STS": {"STSBenchmark": "Represent the statement: "}}'
+        )
+    return table
+
+
+@dataclass(frozen=True)
+class Instructions:
+    """A resolved instruction source. `name` is what results record (`instructor-large`, `none`, a path)."""
+
+    name: str
+    tables: tuple[tuple[str, Table], ...]  # (origin, table), searched in order
+
+    def lookup(self, task: Task, role: Role) -> tuple[str | None, str]:
+        """(instruction or None, where it came from) for `task`'s texts in `role`."""
+        if not self.tables:
+            return None, "none"
+        for origin, table in self.tables:
+            section = table.get(task.type.value, {})
+            for key in (task.name, task.instruction_key):
+                if key in section:
+                    entry = section[key]
+                    if isinstance(entry, str):
+                        return entry, f"{origin}[{task.type.value}][{key}]"
+                    if isinstance(entry, dict) and isinstance(entry.get(role.value), str):
+                        return entry[role.value], f"{origin}[{task.type.value}][{key}][{role.value}]"
+                    raise InputFileError(
+                        f"{origin}: entry {task.type.value}/{key} must be a string or an object with "
+                        f"a {role.value!r} string, got {entry!r}"
+                    )
+        raise ValueError(
+            f"no instruction for task {task.name} ({task.type.value}, role {role.value}) in {self.name}; "
+            f"add an entry under {task.type.value!r} -> {task.name!r} or use --instructions none"
+        )
+
+    def for_task(self, task: Task) -> dict[str, str | None]:
+        """{role: instruction} for the roles the task's type uses (query/corpus or one shared text)."""
+        roles = (
+            (Role.QUERY, Role.DOCUMENT)
+            if task.type in (TaskType.RETRIEVAL, TaskType.RERANKING)
+            else (Role.QUERY,)
+        )
+        resolved = {}
+        for role in roles:
+            instruction, origin = self.lookup(task, role)
+            if self.name not in ("instructor-large", "none") and not origin.startswith(self.tables[0][0]):
+                logger.warning("%s has no entry for %s; falling back to %s", self.name, task.name, origin)
+            resolved[role.value] = instruction
+        return resolved
+
+
+def load_instructions(spec: str | Path) -> Instructions:
+    """`instructor-large` (packaged table), `none` (bare texts) or a path to a JSON table."""
+    builtin = (
+        ("instructor-large", _package_table("instructor-large.json")),
+        ("local-task-instructions", _package_table("local-task-instructions.json")),
+    )
+    if str(spec) == "instructor-large":
+        return Instructions("instructor-large", builtin)
+    if str(spec) == "none":
+        return Instructions("none", ())
+    path = Path(spec)
+    if not path.is_file():
+        raise InputFileError(
+            f"--instructions {spec!r} is neither 'instructor-large', 'none' nor an existing JSON file"
+        )
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    return Instructions(str(path), ((str(path), _check_table(table, str(path))), *builtin))
