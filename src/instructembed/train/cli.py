@@ -1,0 +1,244 @@
+"""Command-line edge for training: `instructembed train` and `instructembed data build-medi`.
+
+These are plain functions with typer `Annotated` options (each with an `INSTRUCTEMBED_*`
+environment-variable twin); `instructembed.cli` registers them. Options left unset on the command
+line fall back to `--config FILE.toml`, then to `TrainConfig`'s defaults. Run under torchrun for
+several processes: `torchrun --nproc_per_node 2 -m instructembed train ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from instructembed.train.config import LossKind
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[4] / "shared" / "data"
+
+
+def _eval_fn(tasks: str, limit: int | None, data_dir: Path) -> Any:
+    """Scores on a small held-out subset during training, through the evaluation package."""
+    from instructembed.eval.runner import run
+
+    def evaluate(embedder: Any) -> dict[str, float]:
+        results = run(
+            embedder, tasks.split(","), data_dir=data_dir, limit=limit, progress=False, resume=False
+        )
+        return {r.task: r.main_score for r in results}
+
+    return evaluate
+
+
+def train_command(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model to fine-tune: packaged name, directory or hub id.", envvar="INSTRUCTEMBED_TRAIN_MODEL"
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="MEDI-format JSONL training file.", envvar="INSTRUCTEMBED_TRAIN_DATA")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output directory (model/, train_log.jsonl, loss.png, checkpoints/).",
+            envvar="INSTRUCTEMBED_TRAIN_OUT",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of these options (a [train] table or top level).",
+            envvar="INSTRUCTEMBED_TRAIN_CONFIG",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue from the newest checkpoint in --out.", envvar="INSTRUCTEMBED_TRAIN_RESUME"
+        ),
+    ] = False,
+    loss: Annotated[
+        LossKind | None,
+        typer.Option(help="instructor (INSTRUCTOR's) or in-batch.", envvar="INSTRUCTEMBED_TRAIN_LOSS"),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Cosine temperature [0.01].", envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE"),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate [2e-5].", envvar="INSTRUCTEMBED_TRAIN_LR")
+    ] = None,
+    warmup_ratio: Annotated[
+        float | None,
+        typer.Option(
+            help="Linear warmup share of all steps [0.1].", envvar="INSTRUCTEMBED_TRAIN_WARMUP_RATIO"
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Global batch (all processes), one task per batch [32].",
+            envvar="INSTRUCTEMBED_TRAIN_BATCH_SIZE",
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Cached (GradCache) step: rows per forward; unset = plain step.",
+            envvar="INSTRUCTEMBED_TRAIN_CHUNK_SIZE",
+        ),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Max tokens per text [the model's].", envvar="INSTRUCTEMBED_TRAIN_MAX_LENGTH"),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs [1].", envvar="INSTRUCTEMBED_TRAIN_EPOCHS")
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Total steps (overrides --epochs).", envvar="INSTRUCTEMBED_TRAIN_MAX_STEPS"),
+    ] = None,
+    max_grad_norm: Annotated[
+        float | None,
+        typer.Option(help="Gradient clipping norm [1.0].", envvar="INSTRUCTEMBED_TRAIN_MAX_GRAD_NORM"),
+    ] = None,
+    bf16: Annotated[
+        bool | None,
+        typer.Option("--bf16/--no-bf16", help="bfloat16 autocast.", envvar="INSTRUCTEMBED_TRAIN_BF16"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for batches and dropout [42].", envvar="INSTRUCTEMBED_TRAIN_SEED")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 ... [cpu].", envvar="INSTRUCTEMBED_TRAIN_DEVICE")
+    ] = None,
+    no_instructions: Annotated[
+        bool | None,
+        typer.Option(
+            "--no-instructions/--instructions",
+            help="Ablation: empty every instruction.",
+            envvar="INSTRUCTEMBED_TRAIN_NO_INSTRUCTIONS",
+        ),
+    ] = None,
+    skip_bad: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-bad/--strict",
+            help="Skip and count bad data lines.",
+            envvar="INSTRUCTEMBED_TRAIN_SKIP_BAD",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(help="Checkpoint every N steps [200].", envvar="INSTRUCTEMBED_TRAIN_CHECKPOINT_EVERY"),
+    ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(help="Evaluate every N steps; 0 = never [0].", envvar="INSTRUCTEMBED_TRAIN_EVAL_EVERY"),
+    ] = None,
+    eval_tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated evaluation tasks [STSBenchmark].", envvar="INSTRUCTEMBED_TRAIN_EVAL_TASKS"
+        ),
+    ] = None,
+    eval_limit: Annotated[
+        int | None,
+        typer.Option(help="Rows per evaluation task [200].", envvar="INSTRUCTEMBED_TRAIN_EVAL_LIMIT"),
+    ] = None,
+    eval_data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Data folder for evaluation [../shared/data].", envvar="INSTRUCTEMBED_TRAIN_EVAL_DATA_DIR"
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch.", envvar="INSTRUCTEMBED_TRAIN_THREADS")
+    ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress", help="Progress bar with ETA.", envvar="INSTRUCTEMBED_TRAIN_PROGRESS"
+        ),
+    ] = True,
+) -> None:
+    """Fine-tune an embedder on MEDI-format data with same-task batches and the INSTRUCTOR loss."""
+    given = dict(locals())  # first statement: exactly the options
+    from instructembed.train.config import build_config, load_toml
+    from instructembed.train.distributed import init_from_torchrun
+    from instructembed.train.loop import train
+
+    options = {k: v for k, v in given.items() if k not in {"config", "resume", "threads"}}
+    try:
+        cfg = build_config(load_toml(config) if config else {}, options)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    info = init_from_torchrun(cfg.device)
+    if info.enabled and cfg.device.startswith("cuda"):
+        from dataclasses import replace
+
+        cfg = replace(cfg, device=f"cuda:{info.local_rank}")
+    if not info.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    eval_fn = None
+    if cfg.eval_every:
+        eval_fn = _eval_fn(cfg.eval_tasks, cfg.eval_limit, cfg.eval_data_dir or DEFAULT_DATA_DIR)
+    result = train(cfg, resume=resume, dist_info=info, eval_fn=eval_fn)
+    if info.is_main:
+        typer.echo(
+            f"trained {result.steps} steps, last loss {result.last_loss:.4f}; model in {result.model_dir}"
+        )
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+
+
+def build_medi_command(
+    out: Annotated[Path, typer.Option(help="Output JSONL file.", envvar="INSTRUCTEMBED_MEDI_OUT")],
+    data_dir: Annotated[
+        Path, typer.Option(help="The shared data folder.", envvar="INSTRUCTEMBED_DATA_DIR")
+    ] = DEFAULT_DATA_DIR,
+    seed: Annotated[
+        int, typer.Option(help="Seed for sampling and mining.", envvar="INSTRUCTEMBED_MEDI_SEED")
+    ] = 42,
+    max_per_task: Annotated[
+        int, typer.Option(help="Examples kept per task.", envvar="INSTRUCTEMBED_MEDI_MAX_PER_TASK")
+    ] = 3000,
+) -> None:
+    """Build a small MEDI-style mixture from the train/dev splits (held-out test texts removed)."""
+    from instructembed.train.medi_build import HELD_OUT, build_medi
+
+    report = build_medi(data_dir, out, seed=seed, max_per_task=max_per_task)
+    typer.echo(f"{'task':<22} {'examples':>8} {'dropped (held-out overlap)':>28}")
+    for name, stats in report.tasks.items():
+        typer.echo(f"{name:<22} {stats.kept:>8} {stats.dropped_overlap:>28}")
+    typer.echo(f"{'total':<22} {report.kept:>8} {report.dropped:>28}")
+    typer.echo(f"held out: {', '.join(HELD_OUT)} ({report.held_out_texts} distinct test texts); wrote {out}")
+
+
+def _standalone() -> typer.Typer:
+    """The two commands as their own app (for `python -m instructembed.train.cli` and tests)."""
+    app = typer.Typer(add_completion=False, no_args_is_help=True)
+    app.command("train")(train_command)
+    data = typer.Typer(no_args_is_help=True, help="Training data.")
+    data.command("build-medi")(build_medi_command)
+    app.add_typer(data, name="data")
+    return app
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _standalone()()

@@ -1,0 +1,150 @@
+"""`TrainConfig`: every training option, built once at the edge (CLI, TOML file, tests) and passed down.
+
+Defaults follow INSTRUCTOR's training script where they make sense (temperature 0.01, lr 2e-5,
+warmup ratio 0.1, AdamW, gradient clipping at 1.0); the per-process batch of 4 in their script
+becomes a global batch here (their per-task batch was 4 x number of GPUs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+#: INSTRUCTOR's `--cl_temperature 0.01` (i.e. a logit scale of 100).
+DEFAULT_TEMPERATURE = 0.01
+
+
+class LossKind(str, Enum):
+    """Which contrastive loss (the functions themselves live in loss.py)."""
+
+    INSTRUCTOR = "instructor"
+    IN_BATCH = "in-batch"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    data: Path
+    out: Path
+    loss: LossKind = LossKind.INSTRUCTOR
+    temperature: float = DEFAULT_TEMPERATURE
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    batch_size: int = 32  # global: examples per step over all processes, all from one task
+    chunk_size: int | None = None  # cached (GradCache) step with this many rows per forward; None = plain
+    max_length: int | None = None  # None = the checkpoint's own max_seq_length
+    epochs: int = 1
+    max_steps: int | None = None  # overrides epochs when set
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+    seed: int = 42
+    device: str = "cpu"
+    no_instructions: bool = False  # the paper's ablation: every instruction emptied
+    skip_bad: bool = False
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    eval_every: int = 0  # 0 = never
+    eval_tasks: str = "STSBenchmark"
+    eval_limit: int | None = 200
+    eval_data_dir: Path | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}"),
+            (self.batch_size >= 2, f"batch_size must be >= 2 (contrastive), got {self.batch_size}"),
+            (self.chunk_size is None or self.chunk_size >= 1, "chunk_size must be >= 1"),
+            (
+                self.max_length is None or self.max_length >= 2,
+                f"max_length must be >= 2, got {self.max_length}",
+            ),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+            (self.eval_every >= 0, "eval_every must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = (
+                value.value
+                if isinstance(value, LossKind)
+                else str(value)
+                if isinstance(value, Path)
+                else value
+            )
+        return out
+
+    # fields that may change between a run and its resume without changing the result
+    RESUMABLE_CHANGES = frozenset(
+        {
+            "out",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+            "progress",
+            "eval_every",
+            "eval_limit",
+            "eval_tasks",
+            "eval_data_dir",
+            "device",
+        }
+    )
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_PATHS = {"data", "out", "eval_data_dir"}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Options from a TOML file (keys as the CLI's long options, `-` or `_`), validated by name."""
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {source} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not valid TOML: {exc}") from None
+    table = raw.get("train", raw)
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ValueError(f"{source}: unknown option {key!r}; known options: {known}")
+        out[name] = value
+    return out
+
+
+def build_config(file_options: dict[str, Any], cli_options: dict[str, Any]) -> TrainConfig:
+    """Defaults < config file < command line (only options given on the command line, i.e. not None)."""
+    merged = {**file_options, **{k: v for k, v in cli_options.items() if v is not None}}
+    for required in ("model", "data", "out"):
+        if required not in merged:
+            raise ValueError(f"--{required} is required (on the command line or in the config file)")
+    for key in _PATHS & merged.keys():
+        if merged[key] is not None:
+            merged[key] = Path(merged[key])
+    if "loss" in merged:
+        merged["loss"] = LossKind(merged["loss"])
+    return TrainConfig(**merged)
+
+
+def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,328 @@
+"""The training loop: same-task batches, AdamW with linear warmup/decay, checkpoints, resume, logs.
+
+    embedder = Embedder.load(model)            # the one forward path, now with gradients
+    for step in range(start, total):           # every global batch is one task's
+        rows of this rank -> plain or cached step (loss on the global batch) -> all-reduce grads
+        -> clip -> AdamW -> scheduler;  log, checkpoint, evaluate every N steps
+    embedder.save(out / "model")               # a directory `Embedder.load` reads
+
+Outputs under `out`: `model/`, `train_log.jsonl` (one JSON object per logged step: step, epoch, task,
+loss, lr, steps/s, examples/s), `loss.png`, `summary.json`, `checkpoints/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from instructembed.embedder import Embedder
+from instructembed.tokenize import InstructionTokenizer
+from instructembed.train import checkpoints
+from instructembed.train.config import TrainConfig
+from instructembed.train.data import ROLES, MediData, TaskBatchSampler, local_slice, read_medi
+from instructembed.train.distributed import DistInfo, all_reduce_grads, barrier, broadcast_parameters
+from instructembed.train.loss import LOSSES
+from instructembed.train.step import cached_step, plain_step, tokenize_roles
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "train_log.jsonl"
+MODEL_DIR = "model"
+
+#: Called with the embedder (weights as trained so far, model in eval mode); returns metric -> value.
+EvalFn = Callable[[Embedder], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    model_dir: Path | None  # None when stopped early (stop_after) before the end
+    steps: int  # global steps done
+    last_loss: float
+    wall_s: float
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _check_out_dir(out: Path, resume: bool) -> None:
+    if resume:
+        return
+    taken = [p for p in (out / MODEL_DIR, checkpoints.checkpoint_dir(out), out / LOG_FILE) if p.exists()]
+    if taken:
+        raise FileExistsError(
+            f"{out} already holds a training run ({taken[0].name}); pass --resume to continue it "
+            "or choose a new --out"
+        )
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop log lines after the checkpoint we resume from (they will be written again)."""
+    if not path.exists():
+        return
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= last_step
+    ]
+    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+    now = config.to_json()
+    before = saved.get("config", {})
+    changed = sorted(k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and before.get(k) != now[k])
+    if changed:
+        detail = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise ValueError(
+            f"cannot resume: options changed since the checkpoint ({detail}); "
+            "resume with the same options or start a new --out"
+        )
+
+
+def total_steps(config: TrainConfig, sampler: TaskBatchSampler) -> int:
+    return config.max_steps if config.max_steps is not None else config.epochs * sampler.batches_per_epoch
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    dist_info: DistInfo | None = None,
+    eval_fn: EvalFn | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train `config.model` on `config.data`; `stop_after` ends the run after that global step
+    (having checkpointed it), as if killed -- for tests of `resume`."""
+    info = dist_info or DistInfo()
+    out = Path(config.out)
+    _check_out_dir(out, resume)
+    if config.batch_size % info.world_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} must divide evenly over {info.world_size} processes"
+        )
+    torch.manual_seed(config.seed + info.rank)  # dropout differs per rank, reproducibly
+    device = torch.device(config.device)
+
+    data: MediData = read_medi(config.data, skip_bad=config.skip_bad, no_instructions=config.no_instructions)
+    examples = data.examples
+    sampler = TaskBatchSampler([e.task for e in examples], config.batch_size, config.seed)
+    n_steps = total_steps(config, sampler)
+
+    embedder = Embedder.load(config.model, device=config.device)
+    model = embedder.model
+    if model is None:  # pragma: no cover - the torch backend always has one
+        raise ValueError("training needs the torch backend")
+    model.to(device).train()
+    broadcast_parameters(model, info)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    from transformers import get_linear_schedule_with_warmup
+
+    warmup = math.ceil(config.warmup_ratio * n_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, n_steps)
+
+    start = 0
+    log_path = out / LOG_FILE
+    if resume:
+        found = checkpoints.latest(out)
+        if found is None:
+            log.warning("--resume: no checkpoint in %s; starting from step 0", out)
+            _check_out_dir(out, resume=False)
+        else:
+            restored = checkpoints.load(
+                found, model=model, optimizer=optimizer, scheduler=scheduler, device=device, dist_info=info
+            )
+            _check_resumable(restored.state, config)
+            start = restored.step
+            if info.is_main:
+                _trim_log(log_path, start)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        counts = data.task_counts()
+        log.info(
+            "%d examples in %d tasks (%d bad lines skipped); %d steps of %d (global batch %d, %d process(es))",
+            len(examples),
+            len(counts),
+            data.n_skipped,
+            n_steps,
+            config.batch_size,
+            config.batch_size,
+            info.world_size,
+        )
+    barrier(info)
+
+    loss_fn = LOSSES[config.loss]
+    step_fn = cached_step if config.chunk_size is not None else plain_step
+    # Training truncates at --max-length with its own tokenizer; the saved model keeps the
+    # checkpoint's max_seq_length (a training budget is not a property of the model).
+    tokenizer = InstructionTokenizer(
+        embedder.tokenizer.hf_tokenizer,
+        config.max_length or embedder.max_seq_length,
+        embedder.tokenizer.do_lower_case,
+    )
+    progress = None
+    if info.is_main and config.progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=n_steps, initial=start, unit="step", desc="training", dynamic_ncols=True)
+    plan_epoch, plan = -1, []
+    last_loss = float("nan")
+    began = time.perf_counter()
+    step = start
+    with log_path.open("a", encoding="utf-8") if info.is_main else _NullFile() as log_file:
+        while step < n_steps:
+            epoch, index = sampler.position(step)
+            if epoch != plan_epoch:
+                plan_epoch, plan = epoch, sampler.epoch_plan(epoch)
+            task, indices = plan[index]
+            rows = local_slice(indices, info.rank, info.world_size)
+            roles = {r: [examples[i].role(r) for i in rows] for r in ROLES}
+            t0 = time.perf_counter()
+            inputs = tokenize_roles(tokenizer, roles, config.chunk_size)
+            last_loss = step_fn(
+                model, inputs, loss_fn, config.temperature, device=device, bf16=config.bf16, dist_info=info
+            )
+            all_reduce_grads(model, info)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seconds = time.perf_counter() - t0
+            if info.is_main and (step % config.log_every == 0 or step == n_steps):
+                record = {
+                    "step": step,
+                    "epoch": epoch,
+                    "task": task,
+                    "loss": round(last_loss, 6),
+                    "lr": lr,
+                    "grad_norm": round(float(grad_norm), 4),
+                    "steps_per_s": round(1 / seconds, 4),
+                    "examples_per_s": round(config.batch_size / seconds, 2),
+                    "elapsed_s": round(time.perf_counter() - began, 2),
+                }
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+            if progress is not None:
+                progress.set_postfix(loss=f"{last_loss:.4f}", task=task[:20], refresh=False)
+                progress.update(1)
+            if step % config.checkpoint_every == 0 or step in (n_steps, stop_after):
+                checkpoints.save(
+                    out,
+                    step,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    state={
+                        "epoch": epoch,
+                        "index_in_epoch": index + 1,
+                        "config": config.to_json(),
+                        "world_size": info.world_size,
+                    },
+                    device=device,
+                    dist_info=info,
+                    keep=config.keep_checkpoints,
+                )
+            if (
+                eval_fn is not None
+                and config.eval_every
+                and (step % config.eval_every == 0 or step == n_steps)
+            ):
+                if info.is_main:
+                    model.eval()
+                    scores = eval_fn(embedder)
+                    model.train()
+                    log_file.write(json.dumps({"step": step, "eval": scores}) + "\n")
+                    log_file.flush()
+                    log.info("step %d eval: %s", step, scores)
+                barrier(info)
+            if stop_after is not None and step >= stop_after and step < n_steps:
+                if progress is not None:
+                    progress.close()
+                return TrainResult(out, None, step, last_loss, time.perf_counter() - began)
+    if progress is not None:
+        progress.close()
+    model.eval()
+    model_dir = out / MODEL_DIR
+    if info.is_main:
+        if model_dir.exists():  # a resumed run that had already finished once
+            import shutil
+
+            shutil.rmtree(model_dir)
+        embedder.save(model_dir)
+        _write_summary(out, config, step, last_loss, time.perf_counter() - began, data, info)
+        _plot(out)
+    barrier(info)
+    return TrainResult(out, model_dir, step, last_loss, time.perf_counter() - began)
+
+
+def _write_summary(
+    out: Path,
+    config: TrainConfig,
+    steps: int,
+    last_loss: float,
+    wall_s: float,
+    data: MediData,
+    info: DistInfo,
+) -> None:
+    import hashlib
+
+    digest = hashlib.sha256(Path(config.data).read_bytes()).hexdigest()
+    summary = {
+        "config": config.to_json(),
+        "steps": steps,
+        "last_loss": last_loss,
+        "wall_s_this_session": round(wall_s, 1),
+        "world_size": info.world_size,
+        "data_sha256": digest,
+        "tasks": data.task_counts(),
+        "git_commit": git_commit(),
+        "torch": torch.__version__,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _plot(out: Path) -> None:
+    from instructembed.train.plot import plot_loss
+
+    try:
+        plot_loss(out / LOG_FILE, out / "loss.png")
+    except ImportError:
+        log.warning("matplotlib is not installed: no loss.png (install the [train] extra)")
+
+
+class _NullFile:
+    """Stands in for the log file on ranks other than 0."""
+
+    def __enter__(self) -> _NullFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
