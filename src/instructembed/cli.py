@@ -254,6 +254,15 @@ def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
     run_demo(model)
 
 
+# Sub-commands that live with their features; each module imports its heavy dependencies lazily.
+from instructembed.eval.cli import eval_command  # noqa: E402
+from instructembed.train.cli import build_medi_command, train_command  # noqa: E402
+
+app.command("eval")(eval_command)
+app.command("train")(train_command)
+data_app.command("build-medi")(build_medi_command)
+
+
 def main() -> None:
     try:  # transformers prints a progress bar per weight file; a CLI user wants our own output only
         from transformers.utils import logging as hf_logging

@@ -7,8 +7,10 @@ built at tokenization time: 1 for the text's tokens, 0 for the instruction's and
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the functions only call tensor methods; importing this module stays light
+    import torch
 
 
 class PoolingMode(str, Enum):
