@@ -1,0 +1,68 @@
+"""`create_app`: the FastAPI app factory. The model is loaded in the lifespan, so tests can build an
+app around a fake embedder, and importing this module never loads a model."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from instructembed.server.batcher import EmbedderLike
+from instructembed.server.errors import install_handlers
+from instructembed.server.metrics import MetricsMiddleware, ServerMetrics
+from instructembed.server.routes import embeddings_router, ops_router
+from instructembed.server.service import ServerState
+from instructembed.server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+EmbedderSource = EmbedderLike | Callable[[], EmbedderLike]
+
+
+def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None) -> FastAPI:
+    """Build the app around a loaded embedder, or a zero-argument function that loads one.
+
+    A loader runs in a thread during startup (uvicorn answers nothing until it returns); the queue
+    drains on shutdown.
+    """
+    settings = settings or ServerSettings()
+    metrics = ServerMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if hasattr(embedder, "embed"):
+            loaded: EmbedderLike = embedder  # type: ignore[assignment]
+        else:
+            loaded = await asyncio.to_thread(embedder)  # type: ignore[operator]
+        state = ServerState(loaded, settings, metrics)
+        state.batcher.start()
+        app.state.server = state
+        logger.info(
+            "serving %s (dimension %d, max %d tokens) on the embedding routes",
+            state.model_name,
+            loaded.dimension,
+            loaded.max_seq_length,
+        )
+        try:
+            yield
+        finally:
+            logger.info("shutting down: draining %d queued inputs", state.batcher.pending_items)
+            await state.close()
+            app.state.server = None
+
+    app = FastAPI(
+        title="instructembed",
+        summary="Instruction-conditioned text embeddings behind the OpenAI embeddings API",
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.settings = settings
+    app.state.server = None
+    install_handlers(app)
+    app.include_router(embeddings_router)
+    app.include_router(ops_router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

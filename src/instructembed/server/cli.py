@@ -1,0 +1,163 @@
+"""`instructembed serve`: every option has an `INSTRUCTEMBED_*` environment-variable twin.
+
+Registered on the root CLI with `app.command("serve")(serve_command)`; also runnable alone as
+`python -m instructembed.server --model M`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Annotated, Any
+
+import typer
+
+from instructembed.server.settings import OverlongPolicy, ServerSettings
+
+logger = logging.getLogger(__name__)
+
+
+def serve_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            envvar="INSTRUCTEMBED_MODEL",
+            help="Packaged model name, local directory or hub id.",
+        ),
+    ],
+    host: Annotated[
+        str, typer.Option(envvar="INSTRUCTEMBED_HOST", help="Address to bind; 127.0.0.1 keeps it local.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="INSTRUCTEMBED_PORT", min=0, max=65535)] = 8080,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_API_KEY",
+            help="Require `Authorization: Bearer KEY` on the embedding routes.",
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_BACKEND",
+            help="Model backend, e.g. torch or onnx (default: the embedder's).",
+        ),
+    ] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="Quantization for the backend, e.g. int8."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="cpu, cuda, cuda:1, ...")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(envvar="INSTRUCTEMBED_THREADS", min=1, help="Torch CPU threads.")
+    ] = None,
+    max_seq_length: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_MAX_SEQ_LENGTH", min=1, help="Token limit per input (default: the model's)."
+        ),
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option(envvar="INSTRUCTEMBED_ALLOW_PICKLE", help="Allow loading pickled (.bin) weights.")
+    ] = False,
+    served_model_name: Annotated[
+        str | None,
+        typer.Option(envvar="INSTRUCTEMBED_SERVED_MODEL_NAME", help="Model name reported to clients."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(envvar="INSTRUCTEMBED_MAX_BODY_BYTES", min=1)
+    ] = ServerSettings.max_body_bytes,
+    max_items_per_request: Annotated[
+        int, typer.Option(envvar="INSTRUCTEMBED_MAX_ITEMS_PER_REQUEST", min=1)
+    ] = ServerSettings.max_items_per_request,
+    max_queue_items: Annotated[
+        int,
+        typer.Option(
+            envvar="INSTRUCTEMBED_MAX_QUEUE_ITEMS", min=1, help="Queued inputs before answering 429."
+        ),
+    ] = ServerSettings.max_queue_items,
+    batch_tokens: Annotated[
+        int,
+        typer.Option(
+            envvar="INSTRUCTEMBED_BATCH_TOKENS", min=1, help="Token budget of one batch across requests."
+        ),
+    ] = ServerSettings.batch_tokens,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option(
+            envvar="INSTRUCTEMBED_MAX_WAIT_MS",
+            min=0,
+            max=60000,
+            help="Wait for more requests to fill a batch.",
+        ),
+    ] = ServerSettings.max_wait_ms,
+    overlong: Annotated[
+        OverlongPolicy,
+        typer.Option(
+            envvar="INSTRUCTEMBED_OVERLONG", help="Inputs over the token limit: truncate or reject (422)."
+        ),
+    ] = OverlongPolicy.TRUNCATE,
+    log_level: Annotated[str, typer.Option(envvar="INSTRUCTEMBED_LOG_LEVEL")] = "info",
+) -> None:
+    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics."""
+    try:
+        import uvicorn
+
+        from instructembed.server.app import create_app
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"the server needs the optional package {error.name!r}: pip install 'instructembed[server]'"
+        ) from None
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            api_key=api_key,
+            max_body_bytes=max_body_bytes,
+            max_items_per_request=max_items_per_request,
+            max_queue_items=max_queue_items,
+            batch_tokens=batch_tokens,
+            max_wait_ms=max_wait_ms,
+            overlong=overlong,
+            served_model_name=served_model_name,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        logger.warning(
+            "binding %s without --api-key: anyone who can reach this address can use the model", host
+        )
+
+    options: dict[str, Any] = {
+        "device": device,
+        "max_seq_length": max_seq_length,
+        "allow_pickle": allow_pickle,
+    }
+    if threads is not None:
+        options["threads"] = threads
+    if backend is not None:  # passed only when asked for, so older embedders keep working
+        options["backend"] = backend
+    if quantize is not None:
+        options["quantize"] = quantize
+
+    from instructembed.embedder import Embedder
+
+    accepted = inspect.signature(Embedder.load).parameters
+    unsupported = [
+        f"--{name}" for name in ("backend", "quantize", "threads") if name in options and name not in accepted
+    ]
+    if unsupported:
+        raise typer.BadParameter(
+            f"this version of instructembed cannot load models with {', '.join(unsupported)}; "
+            "drop the option or upgrade / install the extra that provides it (e.g. [onnx])"
+        )
+
+    def load() -> Any:
+        return Embedder.load(model, **options)
+
+    app = create_app(load, settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=60)

@@ -1,0 +1,172 @@
+"""The HTTP routes: OpenAI's `/v1/embeddings`, the compact `/embed`, and health / info / metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from instructembed.server.errors import ErrorKind, ServerError
+from instructembed.server.schemas import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    EmbedRequest,
+    ErrorResponse,
+    parse_items,
+    parse_json,
+    validate_model,
+)
+from instructembed.server.service import ServerState, read_body
+from instructembed.server.vectors import l2_normalize, to_base64, truncate_dimensions
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 503)
+}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """Document a request body that the route reads itself (to enforce the size limit while reading)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+embeddings_router = APIRouter(tags=["embeddings"])
+ops_router = APIRouter(tags=["operations"])
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState | None = getattr(request.app.state, "server", None)
+    if state is None:
+        raise ServerError(ErrorKind.UNAVAILABLE, "the model is not loaded yet; retry in a few seconds")
+    return state
+
+
+def _json(payload: object) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+
+async def _read_json(request: Request, state: ServerState) -> dict[str, Any]:
+    state.authorize(request)  # before reading a byte of the body
+    return parse_json(await read_body(request, state.settings.max_body_bytes))
+
+
+@embeddings_router.post(
+    "/v1/embeddings",
+    response_model=EmbeddingsResponse,
+    responses=_ERRORS,
+    openapi_extra=_body(EmbeddingsRequest),
+)
+async def create_embeddings(request: Request) -> Response:
+    """OpenAI-compatible embeddings, with an optional `instruction` and `{instruction, text}` items."""
+    state = get_state(request)
+    body = validate_model(EmbeddingsRequest, await _read_json(request, state))
+    dimension = state.embedder.dimension
+    if body.dimensions is not None and body.dimensions > dimension:
+        raise ServerError(
+            ErrorKind.VALIDATION,
+            f"`dimensions` is {body.dimensions}; this model's embeddings have {dimension}, ask for at most that",
+            param="dimensions",
+        )
+    items = parse_items(
+        body.input,
+        field="input",
+        instruction=body.instruction,
+        max_items=state.settings.max_items_per_request,
+        allow_pair_lists=False,
+    )
+    vectors, tokens = await state.embed(request, items)  # (N, D)
+    if body.dimensions is not None and body.dimensions < dimension:
+        vectors = truncate_dimensions(vectors, body.dimensions, renormalize=state.embedder.normalized)
+    rows: list[Any] = (
+        [to_base64(row) for row in vectors] if body.encoding_format == "base64" else vectors.tolist()
+    )
+    return _json(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)],
+            "model": state.model_name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+@embeddings_router.post(
+    "/embed", response_model=list[list[float]], responses=_ERRORS, openapi_extra=_body(EmbedRequest)
+)
+async def embed(request: Request) -> Response:
+    """Compact form: `{"inputs": [...], "instruction": ..., "normalize": true}` -> `[[...], ...]`."""
+    state = get_state(request)
+    body = validate_model(EmbedRequest, await _read_json(request, state))
+    if not body.normalize and state.embedder.normalized:
+        raise ServerError(
+            ErrorKind.VALIDATION,
+            f"`normalize` is false but {state.model_name} always returns unit-length embeddings; "
+            "drop the field or set it to true",
+            param="normalize",
+        )
+    items = parse_items(
+        body.inputs,
+        field="inputs",
+        instruction=body.instruction,
+        max_items=state.settings.max_items_per_request,
+        allow_pair_lists=True,
+    )
+    vectors, _ = await state.embed(request, items)
+    if body.normalize and not state.embedder.normalized:
+        vectors = l2_normalize(vectors)
+    return _json(np.asarray(vectors, dtype=np.float32).tolist())
+
+
+@embeddings_router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    """OpenAI's model list (some clients call it first): the one model this server serves."""
+    state = get_state(request)
+    state.authorize(request)
+    model = {"id": state.model_name, "object": "model", "created": 0, "owned_by": "instructembed"}
+    return _json({"object": "list", "data": [model]})
+
+
+@ops_router.get("/health")
+async def health(request: Request) -> Response:
+    """200 once the model is loaded and the queue is accepting work, 503 before."""
+    get_state(request)
+    return _json({"status": "ok"})
+
+
+@ops_router.get("/info")
+async def info(request: Request) -> Response:
+    """The model and the limits this server runs with (the API key is never shown)."""
+    state = get_state(request)
+    embedder, settings = state.embedder, state.settings
+    backend = getattr(embedder, "backend", "torch")  # Embedder holds a Backend object with a name
+    backend = getattr(backend, "name", backend)
+    return _json(
+        {
+            "model": state.model_name,
+            "dimension": embedder.dimension,
+            "max_seq_length": embedder.max_seq_length,
+            "normalized": embedder.normalized,
+            "backend": str(getattr(backend, "value", backend)),
+            "auth": settings.api_key is not None,
+            "limits": {
+                "max_body_bytes": settings.max_body_bytes,
+                "max_items_per_request": settings.max_items_per_request,
+                "max_queue_items": settings.max_queue_items,
+                "batch_tokens": settings.batch_tokens,
+                "max_wait_ms": settings.max_wait_ms,
+                "overlong": settings.overlong.value,
+            },
+            "queue_items": state.batcher.pending_items,
+        }
+    )
+
+
+@ops_router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,130 @@
+"""What the routes share once the model is loaded: settings, the batcher, auth, body reading."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+from starlette.requests import ClientDisconnect
+
+from instructembed.server.batcher import Batcher, EmbedderLike, ModelRunner
+from instructembed.server.errors import ErrorKind, ServerError
+from instructembed.server.metrics import ServerMetrics
+from instructembed.server.schemas import ServedItem
+from instructembed.server.settings import OverlongPolicy, ServerSettings
+
+logger = logging.getLogger(__name__)
+
+
+class ServerState:
+    """The loaded model and its queue; one per app, built in the lifespan."""
+
+    def __init__(self, embedder: EmbedderLike, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.metrics = metrics
+        self.runner = ModelRunner(embedder)
+        self.batcher = Batcher(self.runner, settings, metrics)
+        self.model_name = settings.served_model_name or embedder.name
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await asyncio.to_thread(self.runner.close)
+
+    async def embed(self, request: Request, items: list[ServedItem]) -> tuple[np.ndarray, int]:
+        """Embed one request's items through the shared queue: (vectors (N, D), prompt tokens).
+
+        Watches the connection from the start, so a client that leaves while its tokens are being
+        counted never reaches the queue, and one that leaves while queued is dropped from it.
+        """
+        self.batcher.check_room(len(items))  # a full queue answers 429 before any tokenizing
+        gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
+        try:
+            costs = await self._costs(items)
+            if gone.done():
+                self.metrics.dropped_items.inc(len(items))
+                raise ServerError(ErrorKind.CLIENT_GONE, "the client closed the connection")
+            job = self.batcher.submit(items, costs)
+            waiting: set[asyncio.Future[Any]] = {job.future, gone}
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                self.batcher.drop(job)
+                raise
+            if not job.future.done():
+                self.batcher.drop(job)
+                logger.info("client went away; dropped its %d queued inputs", len(job.items))
+                raise ServerError(ErrorKind.CLIENT_GONE, "the client closed the connection")
+            return job.future.result(), sum(costs)
+        finally:
+            gone.cancel()
+
+    async def _costs(self, items: list[ServedItem]) -> list[int]:
+        """Tokens per item after truncation; refuses over-long items when the policy says so."""
+        limit = self.embedder.max_seq_length
+        counts = await self.runner.token_counts([item.to_embed_input() for item in items])
+        if len(counts) != len(items):
+            raise RuntimeError(f"token_counts returned {len(counts)} counts for {len(items)} inputs")
+        if self.settings.overlong is OverlongPolicy.REJECT:
+            for index, count in enumerate(counts):
+                if count > limit:
+                    raise ServerError(
+                        ErrorKind.VALIDATION,
+                        f"input {index} has {count} tokens; this model takes at most {limit} "
+                        "(this server rejects over-long inputs instead of truncating): shorten it",
+                        param=f"input[{index}]",
+                    )
+        return [min(count, limit) for count in counts]
+
+    def authorize(self, request: Request) -> None:
+        key = self.settings.api_key
+        if key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise ServerError(
+                ErrorKind.UNAUTHORIZED, "missing API key; send the header `Authorization: Bearer <key>`"
+            )
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise ServerError(ErrorKind.UNAUTHORIZED, "invalid API key")
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client disconnects (call only after the body was read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes.
+
+    Content-Length is checked before reading anything; a chunked body is counted while it streams,
+    so a huge body never sits in memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServerError(
+            ErrorKind.PAYLOAD_TOO_LARGE,
+            f"the request body is {int(declared)} bytes; the limit is {limit}, split the request",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ServerError(
+                    ErrorKind.PAYLOAD_TOO_LARGE,
+                    f"the request body is over the limit of {limit} bytes; split the request",
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ServerError(ErrorKind.CLIENT_GONE, "the client closed the connection") from None
+    return b"".join(chunks)

@@ -1,0 +1,86 @@
+"""`serve_command`: options and their INSTRUCTEMBED_* twins reach ServerSettings and Embedder.load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import typer
+import uvicorn
+from typer.testing import CliRunner
+
+from instructembed.server.cli import serve_command
+from instructembed.server.settings import OverlongPolicy, ServerSettings
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def fake_run(app: Any, **kwargs: Any) -> None:
+        seen["app"] = app
+        seen["run"] = kwargs
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    return seen
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("serve")(serve_command)
+
+    @app.command("other")
+    def other() -> None:  # a second command keeps typer from collapsing to a single-command app
+        pass
+
+    return app
+
+
+def test_flags_and_environment_twins(captured: dict[str, Any]) -> None:
+    env = {"INSTRUCTEMBED_PORT": "9123", "INSTRUCTEMBED_OVERLONG": "reject", "INSTRUCTEMBED_API_KEY": "k"}
+    result = CliRunner().invoke(_app(), ["serve", "--model", "m", "--max-items-per-request", "7"], env=env)
+    assert result.exit_code == 0, result.output
+    settings: ServerSettings = captured["app"].state.settings
+    assert (
+        settings.port == 9123 and captured["run"]["port"] == 9123 and captured["run"]["host"] == "127.0.0.1"
+    )
+    assert settings.overlong is OverlongPolicy.REJECT and settings.api_key == "k"
+    assert settings.max_items_per_request == 7
+
+
+def test_help_lists_every_env_var() -> None:
+    result = CliRunner().invoke(_app(), ["serve", "--help"], env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
+    assert result.exit_code == 0
+    for name in (
+        "MODEL",
+        "HOST",
+        "PORT",
+        "API_KEY",
+        "BACKEND",
+        "QUANTIZE",
+        "MAX_BODY_BYTES",
+        "MAX_QUEUE_ITEMS",
+        "OVERLONG",
+    ):
+        assert f"INSTRUCTEMBED_{name}" in result.output, name
+
+
+def test_bad_limits_are_a_clear_cli_error(captured: dict[str, Any]) -> None:
+    result = CliRunner().invoke(
+        _app(), ["serve", "--model", "m", "--max-items-per-request", "10", "--max-queue-items", "5"]
+    )
+    assert result.exit_code != 0 and "never be queued" in result.output
+    assert "app" not in captured
+
+
+def test_unsupported_quantize_is_a_clear_cli_error(
+    captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instructembed import embedder
+
+    def load(cls: Any, name: str, *, backend: str = "torch", device: str | None = None) -> None:
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(embedder.Embedder, "load", classmethod(load))
+    result = CliRunner().invoke(_app(), ["serve", "--model", "m", "--quantize", "int8"])
+    assert result.exit_code != 0 and "--quantize" in result.output
