@@ -158,6 +158,23 @@ def embed_command(
     device: Annotated[
         str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="torch device, e.g. cpu or cuda.")
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_BACKEND", help="torch, or onnx (fast CPU; see 'instructembed export')."
+        ),
+    ] = "torch",
+    quantize: Annotated[
+        str | None, typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx backend: int8 for dynamic int8.")
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(envvar="INSTRUCTEMBED_DTYPE", help="torch backend: float32 (default) or bfloat16."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, envvar="INSTRUCTEMBED_THREADS", help="CPU threads (default: physical cores)."),
+    ] = None,
     progress: Annotated[
         bool, typer.Option(envvar="INSTRUCTEMBED_PROGRESS", help="Show a progress bar on stderr.")
     ] = True,
@@ -181,7 +198,15 @@ def embed_command(
     from instructembed.embedder import EmbedConfig, Embedder
 
     embedder = Embedder.load(
-        model, max_seq_length=max_seq_length, allow_pickle=allow_pickle, device=device, config=EmbedConfig()
+        model,
+        backend=backend,
+        quantize=quantize,
+        dtype=dtype,
+        threads=threads,
+        max_seq_length=max_seq_length,
+        allow_pickle=allow_pickle,
+        device=device,
+        config=EmbedConfig(),
     )
     has_ids = first.id is not None
     writer = open_writer(output, embedder.dimension, with_ids=has_ids)
@@ -256,11 +281,13 @@ def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
 
 # Sub-commands that live with their features; each module imports its heavy dependencies lazily.
 from instructembed.eval.cli import eval_command  # noqa: E402
+from instructembed.export_cli import export_command  # noqa: E402
 from instructembed.server.cli import serve_command  # noqa: E402
 from instructembed.train.cli import build_medi_command, train_command  # noqa: E402
 
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
+app.command("export")(export_command)
 app.command("train")(train_command)
 data_app.command("build-medi")(build_medi_command)
 

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,8 +28,10 @@ from instructembed.checkpoint import (
     resolve_model_dir,
 )
 from instructembed.inputs import EmbedInput, Item, to_items
-from instructembed.model import EmbeddingModel, save_dense
 from instructembed.tokenize import InstructionTokenizer
+
+if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the ONNX path
+    from instructembed.model import EmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +88,48 @@ class Embedder:
         revision: str | None = None,
         threads: int | None = None,
         config: EmbedConfig | None = None,
+        quantize: str | None = None,
+        cache_dir: str | Path | None = None,
     ) -> Embedder:
-        """Load a packaged model name, a local directory (any supported layout) or a hub id."""
-        if backend != "torch":
-            raise ValueError(f"backend {backend!r} is not available; available: torch")
+        """Load a packaged model name, a local directory (any supported layout) or a hub id.
+
+        backend="onnx" runs ONNX Runtime on the CPU (`quantize="int8"` for dynamic int8): an export
+        directory (`instructembed export`) loads without torch; a checkpoint is exported once into
+        `cache_dir` (default ~/.cache/instructembed/onnx), keyed by a fingerprint of its weights.
+        """
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend {backend!r} is not available; available: torch, onnx")
+        if backend == "onnx":
+            from instructembed.backends.onnx_backend import open_onnx
+            from instructembed.export import parse_quantize
+
+            if dtype is not None and dtype.lower() not in ("float32", "fp32"):
+                raise ValueError(
+                    f"dtype {dtype!r} is not supported on the onnx backend; use quantize='int8' for speed, "
+                    "or backend='torch' with dtype='bfloat16'"
+                )
+            if device is not None and device != "cpu":
+                raise ValueError(f"the onnx backend runs on the CPU only; got device={device!r}")
+            spec, onnx_runner = open_onnx(
+                name_or_path,
+                quantize=parse_quantize(quantize),
+                threads=threads,
+                max_seq_length=max_seq_length,
+                allow_pickle=allow_pickle,
+                revision=revision,
+                cache_dir=Path(cache_dir).expanduser() if cache_dir is not None else None,
+            )
+            log.info(
+                "loaded %s (onnx %s, dim %d)",
+                name_or_path,
+                onnx_runner.settings.quantize.value,
+                spec.dimension,
+            )
+            return cls(spec, load_tokenizer(spec), onnx_runner, name=str(name_or_path), config=config)
+        if quantize is not None:
+            raise ValueError(
+                f"quantize={quantize!r} needs backend='onnx'; on torch use dtype='bfloat16' for speed"
+            )
         import torch
 
         from instructembed.backends.torch_backend import TorchBackend, parse_dtype
@@ -101,6 +141,10 @@ class Embedder:
                 raise ValueError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
         root = resolve_model_dir(name_or_path, revision)
+        from instructembed.export import MANIFEST
+
+        if (root / MANIFEST).is_file():
+            raise ValueError(f"{root} is an ONNX export; load it with backend='onnx'")
         spec = read_spec(root, max_seq_length)
         tokenizer = load_tokenizer(spec)
         model = load_model(spec, allow_pickle=allow_pickle)
@@ -188,6 +232,8 @@ class Embedder:
             encoder: Any = self.model.encoder
             encoder.save_pretrained(str(tmp / "encoder"), safe_serialization=True)
             self.tokenizer.hf_tokenizer.save_pretrained(str(tmp / "encoder"))
+            from instructembed.model import save_dense
+
             dense = save_dense(self.model.dense, tmp / "dense") if self.model.dense is not None else None
             config = {
                 "format": "instructembed",

@@ -1,0 +1,150 @@
+"""ONNX backend parity with torch: same vectors, mixed instructions in one batch, same errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
+
+from instructembed import EmbedConfig, Embedder
+from instructembed.backends.onnx_backend import physical_cores
+from instructembed.export import export_onnx
+
+MIXED: list[Any] = [
+    ("Represent the Science title: ", "3D ActionSLAM: wearable person tracking in multi-floor environments"),
+    [
+        "Represent the Wikipedia document for retrieval: ",
+        "  Capitalism has been dominant in the Western world. ",
+    ],
+    "a plain string, pooled over all of its tokens",
+    ("Represent the question for retrieving supporting documents: ", "what is the capital of France?"),
+    ("", "an empty instruction means a plain text"),
+    ("Represent the café review: ", "Ünïcödé tëxt — naïve résumé, 東京"),
+    ("Represent the long document: ", " ".join(["token"] * 300)),  # truncated to max_seq_length
+    ("Represent the sentence: ", ""),
+]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(tiny_bert_dir, tmp_path_factory.mktemp("onnx") / "tiny-bert", int8=True)
+
+
+@pytest.fixture(scope="module")
+def minilm_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx("all-MiniLM-L6-v2", tmp_path_factory.mktemp("onnx") / "minilm", int8=True)
+
+
+def test_tiny_fp32_matches_torch_with_mixed_instructions(tiny_bert_dir: Path, tiny_export: Path) -> None:
+    torch_model = Embedder.load(tiny_bert_dir)
+    onnx_model = Embedder.load(tiny_export, backend="onnx")
+    expected = torch_model.embed(MIXED)
+    got = onnx_model.embed(MIXED)
+    assert got.dtype == np.float32 and got.shape == expected.shape == (len(MIXED), 16)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert onnx_model.info()["backend"] == "onnx"
+    assert onnx_model.dimension == torch_model.dimension and onnx_model.normalized
+
+
+def test_mixed_instructions_in_one_batch_equal_one_by_one(tiny_export: Path) -> None:
+    """The per-row pool_mask reaches the graph: batching rows together changes nothing."""
+    together = Embedder.load(tiny_export, backend="onnx", config=EmbedConfig(token_budget=1 << 20))
+    alone = Embedder.load(tiny_export, backend="onnx", config=EmbedConfig(max_batch_size=1))
+    np.testing.assert_allclose(together.embed(MIXED), alone.embed(MIXED), atol=1e-5)
+    # The same text under two instructions is two different vectors in the same batch.
+    a, b = together.embed([("Represent the title: ", "same text"), ("Represent the question: ", "same text")])
+    assert not np.allclose(a, b, atol=1e-4)
+
+
+def test_int8_graph_runs_and_stays_close_on_tiny(tiny_export: Path) -> None:
+    fp32 = Embedder.load(tiny_export, backend="onnx").embed(MIXED)
+    int8 = Embedder.load(tiny_export, backend="onnx", quantize="int8").embed(MIXED)
+    assert int8.dtype == np.float32 and int8.shape == fp32.shape
+    assert cosines(int8, fp32).min() > 0.9  # random tiny weights; the real bound is tested on MiniLM
+
+
+def test_cls_pooling_graph_has_no_pool_mask_input(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "cls"
+    shutil.copytree(tiny_bert_dir, source)
+    config_path = source / "1_Pooling" / "config.json"
+    config = json.loads(config_path.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    config_path.write_text(json.dumps(config))
+    out = export_onnx(source, tmp_path / "cls-onnx")
+    onnx_model = Embedder.load(out, backend="onnx")
+    assert "pool_mask" not in onnx_model.backend.input_names  # type: ignore[attr-defined]
+    np.testing.assert_allclose(onnx_model.embed(MIXED), Embedder.load(source).embed(MIXED), atol=1e-5)
+
+
+def test_t5_encoder_exports_and_matches(tiny_t5_dir: Path, tmp_path: Path) -> None:
+    out = export_onnx(tiny_t5_dir, tmp_path / "t5-onnx")
+    onnx_model = Embedder.load(out, backend="onnx")
+    assert "token_type_ids" not in onnx_model.backend.input_names  # type: ignore[attr-defined]
+    np.testing.assert_allclose(onnx_model.embed(MIXED), Embedder.load(tiny_t5_dir).embed(MIXED), atol=1e-5)
+
+
+def test_same_inputs_same_errors_same_return_type(tiny_bert_dir: Path, tiny_export: Path) -> None:
+    models = [Embedder.load(tiny_bert_dir), Embedder.load(tiny_export, backend="onnx")]
+    for model in models:
+        empty = model.embed([])
+        assert empty.shape == (0, 16) and empty.dtype == np.float32
+        with pytest.raises(TypeError, match="wrap it in a list"):
+            model.embed("a single string")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="exactly"):
+            model.embed([("a", "b", "c")])
+        shared = model.embed(["x", "y"], instruction="Represent the title: ")
+        pairs = model.embed([("Represent the title: ", "x"), ("Represent the title: ", "y")])
+        np.testing.assert_array_equal(shared, pairs)
+        assert model.token_counts(["hello world"]) == models[0].token_counts(["hello world"])
+
+
+def test_threads_default_to_physical_cores_and_can_be_set(tiny_export: Path) -> None:
+    assert Embedder.load(tiny_export, backend="onnx").backend.threads == physical_cores()  # type: ignore[attr-defined]
+    assert Embedder.load(tiny_export, backend="onnx", threads=1).backend.threads == 1  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="threads"):
+        Embedder.load(tiny_export, backend="onnx", threads=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "onnx", "quantize": "int4"}, "quantize"),
+        ({"backend": "onnx", "dtype": "bfloat16"}, "not supported on the onnx backend"),
+        ({"backend": "onnx", "device": "cuda"}, "CPU only"),
+        ({"backend": "tensorrt"}, "available: torch, onnx"),
+    ],
+)
+def test_load_argument_errors(tiny_export: Path, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Embedder.load(tiny_export, **kwargs)
+
+
+def test_quantize_needs_onnx_and_export_needs_onnx_backend(tiny_bert_dir: Path, tiny_export: Path) -> None:
+    with pytest.raises(ValueError, match="needs backend='onnx'"):
+        Embedder.load(tiny_bert_dir, quantize="int8")
+    with pytest.raises(ValueError, match="backend='onnx'"):
+        Embedder.load(tiny_export)  # an export is not a torch checkpoint
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_minilm_parity_fp32_and_int8(minilm: Embedder, minilm_export: Path) -> None:
+    expected = minilm.embed(MIXED)
+    fp32 = Embedder.load(minilm_export, backend="onnx").embed(MIXED)
+    np.testing.assert_allclose(fp32, expected, atol=1e-4)
+    int8 = Embedder.load(minilm_export, backend="onnx", quantize="int8").embed(MIXED)
+    cos = cosines(int8, expected)
+    real_text = [i for i, item in enumerate(MIXED) if isinstance(item, str) or item[1].strip()]
+    assert cos[real_text].min() >= 0.99  # default coverage (FFN down projections in fp32)
+    # An empty text pools one token ([SEP]), with nothing to average quantization noise out: ~0.985.
+    assert cos.min() >= 0.97
