@@ -199,12 +199,15 @@ def load_mrpc(data_dir: Path, split: str = "test") -> PairData:
     return PairData(tuple(s1), tuple(s2), tuple(labels))
 
 
-def load_snli(data_dir: Path, split: str = "test") -> PairData:
-    """CSV-quoted TSV (doubled inner quotes): a real CSV reader. Entailment (0) = 1, others = 0."""
+def read_snli(data_dir: Path, split: str = "test") -> list[tuple[str, str, int]]:
+    """(premise, hypothesis, label) rows; label 0 entailment / 1 neutral / 2 contradiction.
+
+    CSV-quoted TSV (doubled inner quotes): a real CSV reader. Also the source of training pairs.
+    """
     path = data_dir / "snli" / f"{split}.tsv"
     if not path.is_file():
         raise InputFileError(f"{path}: file not found; point --data-dir at the shared data folder")
-    s1, s2, labels = [], [], []
+    rows = []
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t")
         for row in reader:
@@ -212,10 +215,14 @@ def load_snli(data_dir: Path, split: str = "test") -> PairData:
                 continue
             if len(row) != 3 or row[2] not in {"0", "1", "2"}:
                 raise _bad(path, reader.line_num, "expected premise, hypothesis and a label 0/1/2")
-            s1.append(row[0])
-            s2.append(row[1])
-            labels.append(1 if row[2] == "0" else 0)
-    return PairData(tuple(s1), tuple(s2), tuple(labels))
+            rows.append((row[0], row[1], int(row[2])))
+    return rows
+
+
+def load_snli(data_dir: Path, split: str = "test") -> PairData:
+    """Pair classification: entailment = 1, neutral and contradiction = 0."""
+    rows = read_snli(data_dir, split)
+    return PairData(tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(int(r[2] == 0) for r in rows))
 
 
 # ---- classification and clustering ---------------------------------------------------------

@@ -22,7 +22,6 @@ Test splits are never used. The output is deterministic given the seed.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -211,21 +210,6 @@ def _stsb_train(data_dir: Path) -> list[tuple[str, float, str, str]]:
     return rows
 
 
-def _snli_dev(data_dir: Path) -> list[tuple[str, str, int]]:
-    """(premise, hypothesis, label 0 entailment / 1 neutral / 2 contradiction); CSV-quoted TSV."""
-    path = data_dir / "snli" / "validation.tsv"
-    out = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        for row in reader:
-            if reader.line_num == 1:
-                continue
-            if len(row) != 3 or row[2] not in {"0", "1", "2"}:
-                raise InputFileError(f"{path}:{reader.line_num}: expected premise, hypothesis, label 0/1/2")
-            out.append((row[0], row[1], int(row[2])))
-    return out
-
-
 def _sst2_train(data_dir: Path) -> list[tuple[str, int]]:
     path = data_dir / "sst2" / "sentiment-train"
     out = []
@@ -301,8 +285,10 @@ def build_mrpc(data_dir: Path, rng: random.Random, clean_text: Callable[[str], b
 
 
 def build_snli(data_dir: Path, rng: random.Random) -> list[Triple]:
+    from instructembed.eval.loaders import read_snli
+
     by_premise: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for premise, hypothesis, label in _snli_dev(data_dir):
+    for premise, hypothesis, label in read_snli(data_dir, "validation"):
         by_premise[premise][label].append(hypothesis)
     out: list[Triple] = []
     for premise, hyps in by_premise.items():
