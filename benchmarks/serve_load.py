@@ -226,6 +226,20 @@ def in_process_items_per_s(embedder: Any, items: list[Any]) -> float:
     return len(inputs) / (time.perf_counter() - started)
 
 
+def in_process_in_calls_of(embedder: Any, items: list[Any], call_items: int) -> float:
+    """The same items embedded in calls of `call_items`: in-process speed at the server's batch size.
+
+    With few clients the server cannot form batches as large as the baseline's one big call (only
+    clients x items-per-request inputs are ever in flight); this separates that from server overhead.
+    """
+    inputs = [as_embed_input(item) for item in items]
+    size = max(1, call_items)
+    started = time.perf_counter()
+    for start in range(0, len(inputs), size):
+        embedder.embed(inputs[start : start + size])
+    return len(inputs) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -293,13 +307,15 @@ def main() -> None:
             baseline = (before_baseline + after_baseline) / 2
             phase.in_process_items_per_s = baseline
             phase.vs_in_process = phase.items_per_s / baseline
+            same_size = in_process_in_calls_of(embedder, sample, round(phase.mean_batch_items))
             phases.append(phase)
             print(
                 f"{name:>14}: {phase.items_per_s:7.1f} items/s = {phase.vs_in_process:5.1%} of in-process "
                 f"({baseline:.1f} items/s) | "
                 f"p50 {phase.p50_ms:7.1f} ms  p99 {phase.p99_ms:7.1f} ms | {phase.requests} requests, "
                 f"errors {phase.errors or 0} | server RSS {phase.rss_before_mb:.0f} -> {phase.rss_after_mb:.0f} MB | "
-                f"model busy {phase.model_busy:.0%}, {phase.mean_batch_items:.0f} items/batch",
+                f"model busy {phase.model_busy:.0%}, {phase.mean_batch_items:.0f} items/batch | "
+                f"{phase.items_per_s / same_size:.1%} of in-process calls of that size ({same_size:.1f} items/s)",
                 flush=True,
             )
         metrics = httpx.get(f"{base_url}/metrics").text
