@@ -17,7 +17,7 @@ LIMIT=${LIMIT:-}
 MEDI=${MEDI:-$RUNS/medi-small.jsonl}
 export PYTHONPATH=${PYTHONPATH:-src}
 mkdir -p "$RUNS"
-CLI=("$PY" -m instructembed.train.cli)
+CLI=("$PY" -m instructembed)
 
 [ -f "$MEDI" ] || "${CLI[@]}" data build-medi --data-dir "$DATA_DIR" --out "$MEDI" --seed 42
 
