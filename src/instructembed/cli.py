@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
+from instructembed.cli_options import AllowPickleOpt
 from instructembed.errors import InstructEmbedError
 from instructembed.files import (
     InputFormat,
@@ -47,14 +48,6 @@ ModelOpt = Annotated[
         "-m",
         envvar="INSTRUCTEMBED_MODEL",
         help="Packaged name, local directory or Hugging Face id.",
-    ),
-]
-AllowPickleOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-pickle",
-        envvar="INSTRUCTEMBED_ALLOW_PICKLE",
-        help="Allow pickled .bin weights (they can run code): only for checkpoints you trust.",
     ),
 ]
 

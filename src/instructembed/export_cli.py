@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from instructembed.cli_options import AllowPickleOpt
 from instructembed.errors import InstructEmbedError
 from instructembed.export import Int8Coverage
 
@@ -59,14 +60,7 @@ def export_command(
             help="Replace an export of different weights already in --out.",
         ),
     ] = False,
-    allow_pickle: Annotated[
-        bool,
-        typer.Option(
-            "--allow-pickle",
-            envvar="INSTRUCTEMBED_ALLOW_PICKLE",
-            help="Allow pickled .bin weights (they can run code): only for checkpoints you trust.",
-        ),
-    ] = False,
+    allow_pickle: AllowPickleOpt = False,
     revision: Annotated[
         str | None,
         typer.Option(envvar="INSTRUCTEMBED_REVISION", help="Hub revision (branch, tag or commit)."),

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from instructembed.cli_options import AllowPickleOpt
 from instructembed.server.settings import OverlongPolicy, ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,7 @@ def serve_command(
             envvar="INSTRUCTEMBED_MAX_SEQ_LENGTH", min=1, help="Token limit per input (default: the model's)."
         ),
     ] = None,
-    allow_pickle: Annotated[
-        bool, typer.Option(envvar="INSTRUCTEMBED_ALLOW_PICKLE", help="Allow loading pickled (.bin) weights.")
-    ] = False,
+    allow_pickle: AllowPickleOpt = False,
     served_model_name: Annotated[
         str | None,
         typer.Option(envvar="INSTRUCTEMBED_SERVED_MODEL_NAME", help="Model name reported to clients."),
