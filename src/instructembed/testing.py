@@ -220,3 +220,26 @@ def build_checkpoint(
         save_dense_module(root / dense_dir, weight, bias, pickle_too=pickle_weights or legacy_dense)
     write_st_modules(root, hidden, dense_dir, normalize, max_seq_length, lower)
     return root
+
+
+#: Inputs that exercise every input shape `embed` takes, for backend parity tests.
+MIXED_INPUTS: list[Any] = [
+    ("Represent the Science title: ", "3D ActionSLAM: wearable person tracking in multi-floor environments"),
+    [
+        "Represent the Wikipedia document for retrieval: ",
+        "  Capitalism has been dominant in the Western world. ",
+    ],
+    "a plain string, pooled over all of its tokens",
+    ("Represent the question for retrieving supporting documents: ", "what is the capital of France?"),
+    ("", "an empty instruction means a plain text"),
+    ("Represent the café review: ", "Ünïcödé tëxt — naïve résumé, 東京"),
+    ("Represent the long document: ", " ".join(["token"] * 300)),  # truncated to max_seq_length
+    ("Represent the sentence: ", ""),
+]
+
+
+def cosines(a: Any, b: Any) -> Any:
+    """Row-wise cosine similarity of two (N, D) arrays."""
+    import numpy as np
+
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

@@ -15,24 +15,8 @@ pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 from instructembed import EmbedConfig, Embedder
 from instructembed.backends.onnx_backend import physical_cores
 from instructembed.export import export_onnx
-
-MIXED: list[Any] = [
-    ("Represent the Science title: ", "3D ActionSLAM: wearable person tracking in multi-floor environments"),
-    [
-        "Represent the Wikipedia document for retrieval: ",
-        "  Capitalism has been dominant in the Western world. ",
-    ],
-    "a plain string, pooled over all of its tokens",
-    ("Represent the question for retrieving supporting documents: ", "what is the capital of France?"),
-    ("", "an empty instruction means a plain text"),
-    ("Represent the café review: ", "Ünïcödé tëxt — naïve résumé, 東京"),
-    ("Represent the long document: ", " ".join(["token"] * 300)),  # truncated to max_seq_length
-    ("Represent the sentence: ", ""),
-]
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+from instructembed.testing import MIXED_INPUTS as MIXED
+from instructembed.testing import cosines
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +105,7 @@ def test_threads_default_to_physical_cores_and_can_be_set(tiny_export: Path) -> 
         ({"backend": "onnx", "quantize": "int4"}, "quantize"),
         ({"backend": "onnx", "dtype": "bfloat16"}, "not supported on the onnx backend"),
         ({"backend": "onnx", "device": "cuda"}, "CPU only"),
-        ({"backend": "tensorrt"}, "available: torch, onnx"),
+        ({"backend": "tensorrt"}, "available: torch, onnx, openvino"),
     ],
 )
 def test_load_argument_errors(tiny_export: Path, kwargs: dict[str, Any], message: str) -> None:

@@ -6,6 +6,7 @@ float32 (B, D), so `Embedder.embed` behaves identically whichever one runs.
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import numpy as np
@@ -19,3 +20,14 @@ class Backend(Protocol):
     def run(self, batch: TokenBatch) -> np.ndarray:
         """(B, T) batch -> (B, D) float32 embeddings, rows in batch order."""
         ...
+
+
+def physical_cores() -> int:
+    """Physical cores (threads beyond these only add contention on SMT siblings)."""
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False)
+    except ImportError:  # pragma: no cover - psutil is usually present
+        cores = None
+    return max(1, cores or os.cpu_count() or 1)

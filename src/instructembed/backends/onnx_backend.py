@@ -10,13 +10,13 @@ Nothing here imports torch: an export directory loads and embeds with only the `
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from instructembed.backends import physical_cores
 from instructembed.batching import TokenBatch
 from instructembed.checkpoint import ModelSpec, resolve_model_dir
 from instructembed.errors import CheckpointError, MissingExtraError
@@ -30,17 +30,6 @@ from instructembed.export import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def physical_cores() -> int:
-    """Physical cores (intra-op threads beyond these only add contention on SMT siblings)."""
-    try:
-        import psutil
-
-        cores = psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover - psutil is usually present
-        cores = None
-    return max(1, cores or os.cpu_count() or 1)
 
 
 def _ort() -> Any:
