@@ -154,15 +154,22 @@ def embed_command(
     backend: Annotated[
         str,
         typer.Option(
-            envvar="INSTRUCTEMBED_BACKEND", help="torch, or onnx (fast CPU; see 'instructembed export')."
+            envvar="INSTRUCTEMBED_BACKEND",
+            help="torch, onnx or openvino (fast CPU; see 'instructembed export').",
         ),
     ] = "torch",
     quantize: Annotated[
-        str | None, typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx backend: int8 for dynamic int8.")
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_QUANTIZE",
+            help="onnx / openvino backends: int8 (dynamic on onnx, static on openvino).",
+        ),
     ] = None,
     dtype: Annotated[
         str | None,
-        typer.Option(envvar="INSTRUCTEMBED_DTYPE", help="torch backend: float32 (default) or bfloat16."),
+        typer.Option(
+            envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 (default) or bfloat16."
+        ),
     ] = None,
     threads: Annotated[
         int | None,

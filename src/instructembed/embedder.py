@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the O
     from instructembed.model import EmbeddingModel
 
 log = logging.getLogger(__name__)
+#: Names `Embedder.load(backend=...)` takes.
+BACKENDS = ("torch", "onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,17 @@ class Embedder:
     ) -> Embedder:
         """Load a packaged model name, a local directory (any supported layout) or a hub id.
 
-        backend="onnx" runs ONNX Runtime on the CPU (`quantize="int8"` for dynamic int8): an export
-        directory (`instructembed export`) loads without torch; a checkpoint is exported once into
-        `cache_dir` (default ~/.cache/instructembed/onnx), keyed by a fingerprint of its weights.
+        backend="onnx" runs ONNX Runtime on the CPU (`quantize="int8"` for dynamic int8);
+        backend="openvino" runs OpenVINO on the CPU (`quantize="int8"` for static int8 calibrated on
+        the packaged calibration set, `dtype="bfloat16"` for bf16). An export directory
+        (`instructembed export`) loads without torch; a checkpoint is exported once into `cache_dir`
+        (default ~/.cache/instructembed/onnx), keyed by a fingerprint of its weights.
         """
-        if backend not in ("torch", "onnx"):
-            raise ValueError(f"backend {backend!r} is not available; available: torch, onnx")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not available; available: {', '.join(BACKENDS)}")
+        if backend != "torch" and device is not None and device != "cpu":
+            raise ValueError(f"the {backend} backend runs on the CPU only; got device={device!r}")
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else None
         if backend == "onnx":
             from instructembed.backends.onnx_backend import open_onnx
             from instructembed.export import parse_quantize
@@ -106,10 +113,8 @@ class Embedder:
             if dtype is not None and dtype.lower() not in ("float32", "fp32"):
                 raise ValueError(
                     f"dtype {dtype!r} is not supported on the onnx backend; use quantize='int8' for speed, "
-                    "or backend='torch' with dtype='bfloat16'"
+                    "or backend='torch' / 'openvino' with dtype='bfloat16'"
                 )
-            if device is not None and device != "cpu":
-                raise ValueError(f"the onnx backend runs on the CPU only; got device={device!r}")
             spec, onnx_runner = open_onnx(
                 name_or_path,
                 quantize=parse_quantize(quantize),
@@ -117,7 +122,7 @@ class Embedder:
                 max_seq_length=max_seq_length,
                 allow_pickle=allow_pickle,
                 revision=revision,
-                cache_dir=Path(cache_dir).expanduser() if cache_dir is not None else None,
+                cache_dir=cache,
             )
             log.info(
                 "loaded %s (onnx %s, dim %d)",
@@ -126,9 +131,30 @@ class Embedder:
                 spec.dimension,
             )
             return cls(spec, load_tokenizer(spec), onnx_runner, name=str(name_or_path), config=config)
+        if backend == "openvino":
+            from instructembed.backends.openvino_backend import open_openvino
+            from instructembed.export import parse_quantize
+
+            spec, ov_runner = open_openvino(
+                name_or_path,
+                quantize=parse_quantize(quantize),
+                dtype=dtype,
+                threads=threads,
+                max_seq_length=max_seq_length,
+                allow_pickle=allow_pickle,
+                revision=revision,
+                cache_dir=cache,
+            )
+            log.info(
+                "loaded %s (openvino %s, dim %d)",
+                name_or_path,
+                ov_runner.settings.quantize.value,
+                spec.dimension,
+            )
+            return cls(spec, load_tokenizer(spec), ov_runner, name=str(name_or_path), config=config)
         if quantize is not None:
             raise ValueError(
-                f"quantize={quantize!r} needs backend='onnx'; on torch use dtype='bfloat16' for speed"
+                f"quantize={quantize!r} needs backend='onnx' or 'openvino'; on torch use dtype='bfloat16' for speed"
             )
         import torch
 
@@ -144,7 +170,7 @@ class Embedder:
         from instructembed.export import MANIFEST
 
         if (root / MANIFEST).is_file():
-            raise ValueError(f"{root} is an ONNX export; load it with backend='onnx'")
+            raise ValueError(f"{root} is an export; load it with backend='onnx' or backend='openvino'")
         spec = read_spec(root, max_seq_length)
         tokenizer = load_tokenizer(spec)
         model = load_model(spec, allow_pickle=allow_pickle)

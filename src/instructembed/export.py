@@ -1,20 +1,23 @@
-"""Export a checkpoint to ONNX (fp32, optionally dynamic int8), cached by a fingerprint of its weights.
+"""Export a checkpoint for fast CPU runtimes (ONNX Runtime, OpenVINO), cached by a fingerprint of its weights.
 
 An export directory holds everything inference needs, and nothing that needs torch:
 
     DIR/
       instructembed-onnx.json   manifest: fingerprint of the source weights, pooling, dims, files
-      model.onnx                fp32 graph, transformer ops fused (ids, masks, pool_mask) -> (B, D)
+      model.onnx                ONNX fp32 graph, transformer ops fused (ids, masks, pool_mask) -> (B, D)
       model.int8.onnx           optional: dynamic int8 (weights int8 per channel, activations at run time)
+      openvino_model.xml/.bin   optional: OpenVINO fp32 IR (`export_openvino.py`)
+      openvino_model.int8.xml/.bin  optional: OpenVINO static int8, calibrated with NNCF
       config.json, tokenizer.json, vocab.txt, ...   the encoder config and tokenizer files
 
-The graph is the whole `EmbeddingModel.forward`: encoder, per-row masked pooling, Dense, normalize.
+Each graph is the whole `EmbeddingModel.forward`: encoder, per-row masked pooling, Dense, normalize.
 `pool_mask` is a graph *input* (B, T), so each row keeps its own instruction offset, exactly as on
 torch. Batch and sequence axes are dynamic; batches are padded only to their own longest row.
 
-Each graph also carries the source fingerprint in its ONNX metadata, so a model file swapped in
+Each graph also carries the source fingerprint in its metadata, so a model file swapped in
 from another export is refused, and an export whose source weights have changed since is refused too.
-Exporting needs torch (and the `onnx` extra); loading an export needs only the `onnx` extra.
+Exporting needs torch (and the `onnx` / `openvino` extra); loading an export needs only that extra.
+(The manifest keeps its first name, `instructembed-onnx.json`, so format-1 exports still load.)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -32,6 +36,7 @@ from typing import Any
 
 from instructembed.checkpoint import ModelSpec, read_spec, resolve_model_dir
 from instructembed.errors import CheckpointError, MissingExtraError
+from instructembed.inputs import Item
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,32 @@ class Quantization(str, Enum):
     @property
     def filename(self) -> str:
         return "model.onnx" if self is Quantization.FP32 else "model.int8.onnx"
+
+
+class Format(str, Enum):
+    """Which runtime a graph is for: ONNX Runtime (`backend="onnx"`) or OpenVINO (`backend="openvino"`)."""
+
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+
+
+def graph_key(fmt: Format, quantize: Quantization) -> str:
+    """The manifest's `files` key of a graph: "fp32"/"int8" (ONNX, as in format 1), "openvino-fp32"/..."""
+    return quantize.value if fmt is Format.ONNX else f"{fmt.value}-{quantize.value}"
+
+
+def graph_filename(fmt: Format, quantize: Quantization) -> str:
+    if fmt is Format.ONNX:
+        return quantize.filename
+    from instructembed.export_openvino import FP32_FILE, INT8_FILE
+
+    return FP32_FILE if quantize is Quantization.FP32 else INT8_FILE
+
+
+def _graph_files(root: Path, fmt: Format, quantize: Quantization) -> list[Path]:
+    """Every file of one graph (an OpenVINO IR is an .xml plus its .bin)."""
+    main = root / graph_filename(fmt, quantize)
+    return [main, main.with_suffix(".bin")] if fmt is Format.OPENVINO else [main]
 
 
 class Int8Coverage(str, Enum):
@@ -105,6 +136,7 @@ class ExportManifest:
     files: dict[str, str] = field(default_factory=dict)  # Quantization value -> file name
     int8_coverage: str = ""  # an Int8Coverage value, when there is an int8 graph
     int8_excluded: list[str] = field(default_factory=list)  # MatMuls left in fp32 in the int8 graph
+    openvino_calibration: str = ""  # "default" or "sha256:..." of the texts the OpenVINO int8 graph saw
     opset: int = OPSET
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = EXPORT_FORMAT_VERSION
@@ -148,7 +180,7 @@ def read_manifest(root: Path) -> ExportManifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(
-            f"{root} is not an ONNX export ({MANIFEST} is missing); make one with "
+            f"{root} is not an export ({MANIFEST} is missing); make one with "
             f"`instructembed export MODEL --onnx --out {root}`"
         ) from None
     except json.JSONDecodeError as exc:
@@ -341,7 +373,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for package in ("instructembed", "torch", "transformers", "onnx", "onnxruntime"):
+    for package in ("instructembed", "torch", "transformers", "onnx", "onnxruntime", "openvino", "nncf"):
         with contextlib.suppress(PackageNotFoundError):
             out[package] = version(package)
     return out
@@ -362,37 +394,104 @@ def export_onnx(
     overwrite: bool = False,
     int8_coverage: Int8Coverage | str = Int8Coverage.NO_FFN_DOWN,
 ) -> Path:
-    """Export `name_or_path` to `out` (fp32, plus int8 if asked) and return `out`.
-
-    Cached: if `out` already holds an export of the same weights, only what is missing is made.
-    If it holds an export of *different* weights, this refuses unless `overwrite=True`.
-    """
-    source = resolve_model_dir(name_or_path, revision)
-    coverage = Int8Coverage(int8_coverage)
-    return _export(
-        source, fingerprint(source), Path(out).expanduser(), int8, allow_pickle, overwrite, coverage
+    """Export `name_or_path` to ONNX in `out` (fp32, plus dynamic int8 if asked); see `export_model`."""
+    return export_model(
+        name_or_path,
+        out,
+        formats=(Format.ONNX,),
+        int8=int8,
+        allow_pickle=allow_pickle,
+        revision=revision,
+        overwrite=overwrite,
+        int8_coverage=int8_coverage,
     )
+
+
+def export_model(
+    name_or_path: str | Path,
+    out: Path,
+    *,
+    formats: Sequence[Format | str] = (Format.ONNX,),
+    int8: bool = False,
+    allow_pickle: bool = False,
+    revision: str | None = None,
+    overwrite: bool = False,
+    int8_coverage: Int8Coverage | str = Int8Coverage.NO_FFN_DOWN,
+    calibration: Sequence[Item] | None = None,
+) -> Path:
+    """Export `name_or_path` to `out` for each of `formats` (fp32, plus int8 if asked) and return `out`.
+
+    ONNX int8 is dynamic (`int8_coverage` picks the matmuls); OpenVINO int8 is static, calibrated on
+    `calibration` items (default: the packaged set). Cached: if `out` already holds an export of the
+    same weights, only what is missing is made. If it holds an export of *different* weights, or an
+    int8 graph made with another coverage or calibration, this refuses unless `overwrite=True`.
+    """
+    chosen = [Format(f) for f in formats]
+    if not chosen:
+        raise ValueError("nothing to export; choose at least one format (onnx, openvino)")
+    source = resolve_model_dir(name_or_path, revision)
+    return _export(
+        source,
+        fingerprint(source),
+        Path(out).expanduser(),
+        formats=chosen,
+        int8=int8,
+        allow_pickle=allow_pickle,
+        overwrite=overwrite,
+        coverage=Int8Coverage(int8_coverage),
+        calibration=list(calibration) if calibration is not None else None,
+    )
+
+
+def _stale_int8(
+    existing: ExportManifest, formats: Sequence[Format], coverage: Int8Coverage, calibration_key: str
+) -> list[tuple[Format, str]]:
+    """int8 graphs in `existing` made differently from what is asked now, with what differs."""
+    stale = []
+    if Format.ONNX in formats and existing.files.get("int8") and existing.int8_coverage != coverage.value:
+        stale.append((Format.ONNX, f"coverage {existing.int8_coverage!r}, not {coverage.value!r}"))
+    ov_key = graph_key(Format.OPENVINO, Quantization.INT8)
+    if (
+        Format.OPENVINO in formats
+        and existing.files.get(ov_key)
+        and existing.openvino_calibration != calibration_key
+    ):
+        stale.append(
+            (
+                Format.OPENVINO,
+                f"calibration {existing.openvino_calibration!r}, not {calibration_key[:19]!r}",
+            )
+        )
+    return stale
 
 
 def _export(
     source: Path,
     fp: str,
     out: Path,
+    *,
+    formats: Sequence[Format],
     int8: bool,
     allow_pickle: bool,
     overwrite: bool,
     coverage: Int8Coverage = Int8Coverage.NO_FFN_DOWN,
+    calibration: list[Item] | None = None,
 ) -> Path:
+    from instructembed.export_openvino import calibration_id
+
     if is_export_dir(source):
-        raise CheckpointError(f"{source} is already an ONNX export; give the original model directory")
+        raise CheckpointError(f"{source} is already an export; give the original model directory")
     spec = read_spec(source)
-    wanted = [Quantization.FP32] + ([Quantization.INT8] if int8 else [])
+    quantizations = [Quantization.FP32] + ([Quantization.INT8] if int8 else [])
+    wanted = [(f, q) for f in formats for q in quantizations]
+    calibration_key = calibration_id(calibration)
 
     existing: ExportManifest | None = None
     if out.exists() and any(out.iterdir()):
         if not is_export_dir(out):
-            raise FileExistsError(f"{out} exists, is not empty and is not an ONNX export; choose a new --out")
+            raise FileExistsError(f"{out} exists, is not empty and is not an export; choose a new --out")
         existing = read_manifest(out)
+        stale = _stale_int8(existing, formats, coverage, calibration_key) if int8 else []
         if existing.fingerprint != fp:
             if not overwrite:
                 raise CheckpointError(
@@ -401,21 +500,28 @@ def _export(
                 )
             shutil.rmtree(out)
             existing = None
-        elif (
-            int8 and existing.files.get(Quantization.INT8.value) and existing.int8_coverage != coverage.value
-        ):
+        elif stale:
             if not overwrite:
-                raise CheckpointError(
-                    f"{out} holds an int8 graph of coverage {existing.int8_coverage!r}, not {coverage.value!r}; "
-                    "choose a new --out, or pass --overwrite to replace it"
-                )
-            (out / Quantization.INT8.filename).unlink()
-            existing = replace(existing, files={k: v for k, v in existing.files.items() if k != "int8"})
-        elif all(q.value in existing.files and (out / existing.files[q.value]).is_file() for q in wanted):
+                what = "; ".join(f"its {fmt.value} int8 graph was made with {why}" for fmt, why in stale)
+                raise CheckpointError(f"{out}: {what}; choose a new --out, or pass --overwrite to replace it")
+            for fmt, _ in stale:
+                for path in _graph_files(out, fmt, Quantization.INT8):
+                    path.unlink(missing_ok=True)
+            dropped = {graph_key(fmt, Quantization.INT8) for fmt, _ in stale}
+            existing = replace(existing, files={k: v for k, v in existing.files.items() if k not in dropped})
+        elif all(
+            graph_key(f, q) in existing.files and (out / existing.files[graph_key(f, q)]).is_file()
+            for f, q in wanted
+        ):
             log.info("%s already holds this export (fingerprint %s)", out, fp[:12])
             return out
 
-    _require_export_deps()
+    if Format.ONNX in formats:
+        _require_export_deps()
+    if Format.OPENVINO in formats:
+        from instructembed.export_openvino import require_export_deps
+
+        require_export_deps(int8)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build in a sibling temp dir, then rename: a crash never leaves a half-written export behind.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -423,53 +529,47 @@ def _export(
         if existing is not None:
             for item in out.iterdir():
                 (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
-        fp32 = tmp / Quantization.FP32.filename
-        inputs_made = False
-        if not fp32.is_file():
-            log.info("exporting %s to ONNX (fp32)", source)
-            _export_fp32(spec, fp32, allow_pickle)
-            _fuse(spec, fp32, _num_heads(spec))
-            _stamp(fp32, fp)
-            inputs_made = True
         excluded = list(existing.int8_excluded) if existing is not None else []
-        if int8 and not (tmp / Quantization.INT8.filename).is_file():
-            log.info("quantizing to dynamic int8")
-            excluded = _quantize_int8(fp32, tmp / Quantization.INT8.filename, coverage)
-            _stamp(tmp / Quantization.INT8.filename, fp)
-        if inputs_made or existing is None:
-            _copy_tokenizer_files(spec, tmp)
-        files = {q.value: q.filename for q in Quantization if (tmp / q.filename).is_file()}
-        dense = None
-        if spec.dense is not None:
-            d = spec.dense
-            dense = {
-                "in_features": d.in_features,
-                "out_features": d.out_features,
-                "bias": d.bias,
-                "activation": d.activation,
-            }
-        if "int8" not in files:
-            int8_coverage = ""
-        elif int8:
-            int8_coverage = coverage.value
-        else:
-            int8_coverage = existing.int8_coverage if existing is not None else ""
-        manifest = ExportManifest(
-            fingerprint=fp,
-            source=str(source),
-            source_layout=spec.layout.value,
-            model_type=spec.model_type,
-            hidden_size=spec.hidden_size,
-            dimension=spec.dimension,
-            pooling=spec.pooling.value,
-            normalize=spec.normalize,
-            max_seq_length=spec.max_seq_length,
-            do_lower_case=spec.do_lower_case,
-            dense=dense,
-            files=files,
-            int8_excluded=excluded,
-            int8_coverage=int8_coverage,
-            versions=_versions(),
+        if Format.ONNX in formats:
+            excluded = _write_onnx(spec, tmp, fp, int8, allow_pickle, coverage, excluded)
+        if Format.OPENVINO in formats:
+            from instructembed.export_openvino import write_graphs
+
+            missing = {q for q in quantizations if not (tmp / graph_filename(Format.OPENVINO, q)).is_file()}
+            if missing:
+                write_graphs(
+                    spec,
+                    tmp,
+                    fp,
+                    fp32=Quantization.FP32 in missing,
+                    int8=Quantization.INT8 in missing,
+                    allow_pickle=allow_pickle,
+                    calibration=calibration,
+                )
+        _copy_tokenizer_files(spec, tmp)
+        files = {
+            graph_key(f, q): graph_filename(f, q)
+            for f in Format
+            for q in Quantization
+            if (tmp / graph_filename(f, q)).is_file()
+        }
+        manifest = _manifest(spec, source, fp, files, excluded)
+        manifest = replace(
+            manifest,
+            int8_coverage=_recorded(
+                files,
+                "int8",
+                int8 and Format.ONNX in formats,
+                coverage.value,
+                existing.int8_coverage if existing else "",
+            ),
+            openvino_calibration=_recorded(
+                files,
+                graph_key(Format.OPENVINO, Quantization.INT8),
+                int8 and Format.OPENVINO in formats,
+                calibration_key,
+                existing.openvino_calibration if existing else "",
+            ),
         )
         _write_manifest(tmp, manifest)
         tmp.chmod(0o755)  # mkdtemp makes it private; an export is as readable as any model directory
@@ -479,8 +579,68 @@ def _export(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("wrote ONNX export %s (%s)", out, ", ".join(files.values()))
+    log.info("wrote export %s (%s)", out, ", ".join(files.values()))
     return out
+
+
+def _recorded(files: dict[str, str], key: str, made_now: bool, now: str, before: str) -> str:
+    """What a manifest records about how an int8 graph was made: now's, the earlier one's, or ""."""
+    if key not in files:
+        return ""
+    return now if made_now else before
+
+
+def _write_onnx(
+    spec: ModelSpec,
+    tmp: Path,
+    fp: str,
+    int8: bool,
+    allow_pickle: bool,
+    coverage: Int8Coverage,
+    excluded: list[str],
+) -> list[str]:
+    """The fp32 ONNX graph and, if asked, its dynamic int8 twin, where missing; returns int8 exclusions."""
+    fp32 = tmp / Quantization.FP32.filename
+    if not fp32.is_file():
+        log.info("exporting %s to ONNX (fp32)", spec.root)
+        _export_fp32(spec, fp32, allow_pickle)
+        _fuse(spec, fp32, _num_heads(spec))
+        _stamp(fp32, fp)
+    if int8 and not (tmp / Quantization.INT8.filename).is_file():
+        log.info("quantizing to dynamic int8")
+        excluded = _quantize_int8(fp32, tmp / Quantization.INT8.filename, coverage)
+        _stamp(tmp / Quantization.INT8.filename, fp)
+    return excluded
+
+
+def _manifest(
+    spec: ModelSpec, source: Path, fp: str, files: dict[str, str], excluded: list[str]
+) -> ExportManifest:
+    dense = None
+    if spec.dense is not None:
+        d = spec.dense
+        dense = {
+            "in_features": d.in_features,
+            "out_features": d.out_features,
+            "bias": d.bias,
+            "activation": d.activation,
+        }
+    return ExportManifest(
+        fingerprint=fp,
+        source=str(source),
+        source_layout=spec.layout.value,
+        model_type=spec.model_type,
+        hidden_size=spec.hidden_size,
+        dimension=spec.dimension,
+        pooling=spec.pooling.value,
+        normalize=spec.normalize,
+        max_seq_length=spec.max_seq_length,
+        do_lower_case=spec.do_lower_case,
+        dense=dense,
+        files=files,
+        int8_excluded=excluded if "int8" in files else [],
+        versions=_versions(),
+    )
 
 
 def _copy_tokenizer_files(spec: ModelSpec, target: Path) -> None:
@@ -511,16 +671,33 @@ def cached_export(
     name_or_path: str | Path,
     quantize: Quantization,
     *,
+    fmt: Format = Format.ONNX,
     cache_dir: Path | None = None,
     allow_pickle: bool = False,
     revision: str | None = None,
 ) -> Path:
-    """The export of `name_or_path` in the cache (keyed by its fingerprint), made if missing."""
+    """The export of `name_or_path` in the cache (keyed by its fingerprint), made if missing.
+
+    One cache directory per fingerprint holds the graphs of every format asked for so far.
+    OpenVINO int8 graphs in the cache are always calibrated on the packaged default set.
+    """
     source = resolve_model_dir(name_or_path, revision)
     fp = fingerprint(source)
     out = (cache_dir or default_cache_dir()) / fp[:24]
+    key = graph_key(fmt, quantize)
     if is_export_dir(out):
         manifest = read_manifest(out)
-        if manifest.fingerprint == fp and quantize.value in manifest.files:
+        fresh = manifest.fingerprint == fp and key in manifest.files
+        if fresh and (
+            fmt is Format.ONNX or quantize is Quantization.FP32 or manifest.openvino_calibration == "default"
+        ):
             return out  # cache hit: nothing to check or import
-    return _export(source, fp, out, quantize is Quantization.INT8, allow_pickle, overwrite=True)
+    return _export(
+        source,
+        fp,
+        out,
+        formats=[fmt],
+        int8=quantize is Quantization.INT8,
+        allow_pickle=allow_pickle,
+        overwrite=True,
+    )

@@ -1,4 +1,5 @@
-"""`instructembed export MODEL --onnx [--int8] --out DIR`: register with `app.command("export")(export_command)`.
+"""`instructembed export MODEL [--onnx] [--openvino] [--int8] --out DIR`: register with
+`app.command("export")(export_command)`.
 
 Kept apart from `export.py` so the library module has no typer in it; every option has an
 `INSTRUCTEMBED_...` environment twin, as in `cli.py`.
@@ -13,8 +14,9 @@ from typing import Annotated
 import typer
 
 from instructembed.cli_options import AllowPickleOpt
-from instructembed.errors import InstructEmbedError
+from instructembed.errors import InputFileError, InstructEmbedError
 from instructembed.export import Int8Coverage
+from instructembed.inputs import Item
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +35,37 @@ def export_command(
         ),
     ],
     onnx: Annotated[
+        bool | None,
+        typer.Option(
+            "--onnx/--no-onnx",
+            envvar="INSTRUCTEMBED_EXPORT_ONNX",
+            help="Export to ONNX (default, unless only --openvino is given).",
+        ),
+    ] = None,
+    openvino: Annotated[
         bool,
-        typer.Option("--onnx/--no-onnx", envvar="INSTRUCTEMBED_EXPORT_ONNX", help="Export to ONNX (fp32)."),
-    ] = True,
+        typer.Option(
+            "--openvino", envvar="INSTRUCTEMBED_EXPORT_OPENVINO", help="Export to OpenVINO IR (fp32)."
+        ),
+    ] = False,
     int8: Annotated[
         bool,
         typer.Option(
             "--int8",
             envvar="INSTRUCTEMBED_EXPORT_INT8",
-            help="Also write a dynamic int8 graph (load with quantize='int8' / --quantize int8).",
+            help="Also write int8 graphs: dynamic for ONNX, static (calibrated) for OpenVINO "
+            "(load with quantize='int8' / --quantize int8).",
         ),
     ] = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            envvar="INSTRUCTEMBED_EXPORT_CALIBRATION",
+            help="OpenVINO int8: texts to calibrate on (JSONL/CSV/TSV with 'instruction' and 'text' "
+            "fields, or one plain text per line); default: the packaged set.",
+        ),
+    ] = None,
     int8_coverage: Annotated[
         Int8Coverage,
         typer.Option(
@@ -66,23 +88,34 @@ def export_command(
         typer.Option(envvar="INSTRUCTEMBED_REVISION", help="Hub revision (branch, tag or commit)."),
     ] = None,
 ) -> None:
-    """Export a model for fast CPU inference; the directory loads with Embedder.load(DIR, backend='onnx')."""
-    from instructembed.export import export_onnx, read_manifest
+    """Export a model for fast CPU inference; the directory loads with Embedder.load(DIR, backend=...)."""
+    from instructembed.export import Format, export_model, read_manifest
 
-    if not onnx:
+    formats = [
+        f
+        for f, on in ((Format.ONNX, onnx if onnx is not None else not openvino), (Format.OPENVINO, openvino))
+        if on
+    ]
+    if not formats:
+        typer.secho("error: nothing to export; give --onnx and/or --openvino", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    if calibration is not None and not (int8 and openvino):
         typer.secho(
-            "error: nothing to export; --onnx is the only export format", fg=typer.colors.RED, err=True
+            "error: --calibration is for OpenVINO int8; add --openvino --int8", fg=typer.colors.RED, err=True
         )
         raise typer.Exit(2)
     try:
-        target = export_onnx(
+        items = read_calibration(calibration) if calibration is not None else None
+        target = export_model(
             model,
             out,
+            formats=formats,
             int8=int8,
             allow_pickle=allow_pickle,
             revision=revision,
             overwrite=overwrite,
             int8_coverage=int8_coverage,
+            calibration=items,
         )
         manifest = read_manifest(target)
     except (InstructEmbedError, ValueError, FileExistsError, FileNotFoundError) as exc:
@@ -91,4 +124,29 @@ def export_command(
     files = ", ".join(f"{q}: {name}" for q, name in sorted(manifest.files.items()))
     typer.echo(f"{target}  ({files}; fingerprint {manifest.fingerprint[:12]})")
     flag = ", quantize='int8'" if int8 else ""
-    typer.echo(f"load with: Embedder.load({str(target)!r}, backend='onnx'{flag})")
+    for fmt in formats:
+        typer.echo(f"load with: Embedder.load({str(target)!r}, backend={fmt.value!r}{flag})")
+
+
+#: Fewer calibration texts than this give activation ranges that miss what real inputs produce.
+MIN_CALIBRATION_TEXTS = 16
+
+
+def read_calibration(path: Path) -> list[Item]:
+    """Calibration items from a file: JSONL/CSV/TSV rows with 'instruction' and 'text' fields, or
+    one plain text per line (no instruction); blank texts are skipped."""
+    from instructembed.files import InputFormat, input_format, read_rows
+
+    fmt = input_format(path)
+    instruction_field = None if fmt is InputFormat.TEXT else "instruction"
+    items = [
+        Item(row.instruction, row.text)
+        for row in read_rows(path, fmt, "text", None, instruction_field, skip_blank=True)
+        if row.text.strip()
+    ]
+    if len(items) < MIN_CALIBRATION_TEXTS:
+        raise InputFileError(
+            f"{path} holds {len(items)} non-blank texts; calibrating int8 needs at least "
+            f"{MIN_CALIBRATION_TEXTS} (a few hundred like the ones you will embed is better)"
+        )
+    return items

@@ -43,7 +43,7 @@ def serve_command(
         str | None,
         typer.Option(
             envvar="INSTRUCTEMBED_BACKEND",
-            help="Model backend, e.g. torch or onnx (default: the embedder's).",
+            help="Model backend: torch, onnx or openvino (default: the embedder's).",
         ),
     ] = None,
     quantize: Annotated[
