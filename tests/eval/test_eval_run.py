@@ -121,7 +121,13 @@ def test_cli_eval_command(
 ) -> None:
     from instructembed import embedder
 
-    monkeypatch.setattr(embedder.Embedder, "load", classmethod(lambda cls, name, **kw: fake_encoder))
+    loads: list[dict[str, object]] = []
+
+    def fake_load(cls: object, name: str, **kw: object) -> object:
+        loads.append(kw)
+        return fake_encoder
+
+    monkeypatch.setattr(embedder.Embedder, "load", classmethod(fake_load))
     app = typer.Typer()
     app.command("eval")(eval_command)
     app.command("other")(lambda: None)  # two commands, so "eval" is addressed by name as in the real CLI
@@ -144,6 +150,15 @@ def test_cli_eval_command(
     )
     assert result.exit_code == 0, result.output
     assert "STS16" in result.output and (out / "STS16.json").is_file() and (out / "summary.md").is_file()
+    assert loads[-1] == {"backend": "torch", "quantize": None, "dtype": None}
+    # The backend reaches Embedder.load and the results say what ran (and do not resume across it).
+    args = ["eval", "-m", "fake", "-t", "STS16", "--limit", "25", "--data-dir", str(shared_data)]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "ov"), "--backend", "openvino", "--quantize", "int8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert loads[-1] == {"backend": "openvino", "quantize": "int8", "dtype": None}
+    assert json.loads((tmp_path / "ov" / "STS16.json").read_text())["model"] == "fake (openvino int8)"
     bad = CliRunner().invoke(
         app, ["eval", "--tasks", "Nope", "--out", str(out), "--data-dir", str(shared_data)]
     )

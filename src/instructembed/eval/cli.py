@@ -72,6 +72,20 @@ def eval_command(
             help="Reuse finished task results in --out.",
         ),
     ] = True,
+    backend: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_BACKEND", help="torch, onnx or openvino: evaluate what you will run."
+        ),
+    ] = "torch",
+    quantize: Annotated[
+        str | None,
+        typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx / openvino backends: int8."),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 or bfloat16."),
+    ] = None,
     list_tasks: Annotated[bool, typer.Option("--list-tasks", help="Print the known tasks and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", envvar="INSTRUCTEMBED_VERBOSE")] = False,
 ) -> None:
@@ -91,7 +105,7 @@ def eval_command(
         from instructembed.embedder import Embedder
 
         selected = resolve_tasks(tasks)
-        encoder = Embedder.load(model)
+        encoder = Embedder.load(model, backend=backend, quantize=quantize, dtype=dtype)
 
         def show(result: TaskResult) -> None:
             typer.echo(
@@ -104,7 +118,7 @@ def eval_command(
             data_dir=data_dir,
             instructions=instructions,
             limit=limit,
-            model_name=model,
+            model_name=_describe(model, backend, quantize, dtype),
             out_dir=out,
             command=shlex.join(["instructembed", *sys.argv[1:]]),
             on_result=show,
@@ -119,3 +133,11 @@ def eval_command(
         raise typer.Exit(130) from None
     total = sum(r.wall_time_s for r in results)
     typer.echo(f"{len(results)} task(s), {total:.1f}s; summary: {md}, chart: {png}")
+
+
+def _describe(model: str, backend: str, quantize: str | None, dtype: str | None) -> str:
+    """The model name results are filed under, with the backend when it is not plain torch fp32."""
+    extras = [x for x in (quantize, dtype) if x]
+    if backend == "torch" and not extras:
+        return model
+    return f"{model} ({' '.join([backend, *extras])})"
