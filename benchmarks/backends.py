@@ -9,7 +9,8 @@ Inputs (real text from ../shared/data, each with an instruction):
 Configurations: sentence-transformers fp32 (the baseline: `prompt=` with the Pooling module's
 `include_prompt=False`, so instruction tokens are not pooled, as INSTRUCTOR does), our torch fp32,
 torch bf16 (encoder weights cast), torch bf16 via autocast (fp32 weights), ONNX fp32, ONNX int8 (default coverage: FFN down
-projections fp32) and ONNX int8 with every matmul quantized.
+projections fp32) and ONNX int8 with every matmul quantized; OpenVINO fp32 (f32 precision), OpenVINO
+bf16 (the fp32 graph run in bf16) and OpenVINO static int8 (NNCF, calibrated on the packaged set).
 sentence-transformers' own ONNX backend needs `optimum-onnx`, which pins transformers < 4.58; it is
 measured only when it imports.
 
@@ -52,6 +53,9 @@ CONFIGS = (
     "onnx-fp32",
     "onnx-int8",
     "onnx-int8-all",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
 )
 
 
@@ -113,6 +117,16 @@ def make_runner(name: str, model: str, cache_dir: Path) -> Runner | None:
 
         out = export_onnx(model, cache_dir / "int8-all", int8=True, int8_coverage="all")
         e = Embedder.load(out, backend="onnx", quantize="int8")
+        return Runner(name, e.embed)
+    if name.startswith("openvino-"):
+        kind = name.removeprefix("openvino-")
+        e = Embedder.load(
+            model,
+            backend="openvino",
+            quantize="int8" if kind == "int8" else None,
+            dtype="bfloat16" if kind == "bf16" else None,
+            cache_dir=cache_dir,
+        )
         return Runner(name, e.embed)
     if name in ("st-fp32", "st-onnx-int8"):
         from sentence_transformers import SentenceTransformer
@@ -357,7 +371,7 @@ def main() -> None:
         f"FLOPs/token: {matmul_flops / 1e6:.1f} M matmul (2 x non-embedding params) + "
         f"{attn_flops / 1e6:.1f} M attention (short set, mean length {mean_padded:.1f})"
     )
-    for name in ("torch-fp32", "onnx-fp32"):
+    for name in ("torch-fp32", "onnx-fp32", "openvino-fp32"):
         for key in sets:
             if (name, key) in best:
                 tps = tokens[key] / best[name, key]
