@@ -84,3 +84,31 @@ def test_unsupported_quantize_is_a_clear_cli_error(
     monkeypatch.setattr(embedder.Embedder, "load", classmethod(load))
     result = CliRunner().invoke(_app(), ["serve", "--model", "m", "--quantize", "int8"])
     assert result.exit_code != 0 and "--quantize" in result.output
+
+
+def test_backend_quantize_and_dtype_reach_embedder_load(
+    captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tiny_bert_dir: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from instructembed import embedder
+
+    real = embedder.Embedder.load(tiny_bert_dir)
+    calls: list[dict[str, Any]] = []
+
+    def load(cls: Any, name: str, **kwargs: Any) -> Any:
+        calls.append({"name": name, **kwargs})
+        return real
+
+    monkeypatch.setattr(embedder.Embedder, "load", classmethod(load))
+    args = ["serve", "--model", "m", "--backend", "openvino", "--quantize", "int8", "--dtype", "bfloat16"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    with TestClient(captured["app"]) as client:  # startup runs the loader
+        assert client.get("/health").status_code == 200
+    assert calls and calls[0]["name"] == "m"
+    assert {k: calls[0][k] for k in ("backend", "quantize", "dtype")} == {
+        "backend": "openvino",
+        "quantize": "int8",
+        "dtype": "bfloat16",
+    }

@@ -50,6 +50,12 @@ def serve_command(
         str | None,
         typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="Quantization for the backend, e.g. int8."),
     ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 (default) or bfloat16."
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="cpu, cuda, cuda:1, ...")
     ] = None,
@@ -142,12 +148,16 @@ def serve_command(
         options["backend"] = backend
     if quantize is not None:
         options["quantize"] = quantize
+    if dtype is not None:
+        options["dtype"] = dtype
 
     from instructembed.embedder import Embedder
 
     accepted = inspect.signature(Embedder.load).parameters
     unsupported = [
-        f"--{name}" for name in ("backend", "quantize", "threads") if name in options and name not in accepted
+        f"--{name}"
+        for name in ("backend", "quantize", "dtype", "threads")
+        if name in options and name not in accepted
     ]
     if unsupported:
         raise typer.BadParameter(
