@@ -273,3 +273,23 @@ def test_minilm_parity_fp32_bf16_int8(minilm: Embedder, minilm_ov: Path, shared_
     assert cosines(bf16, expected).min() >= 0.999
     int8 = Embedder.load(minilm_ov, backend="openvino", quantize="int8").embed(items)
     assert cosines(int8, expected).min() >= 0.99
+
+
+def test_embed_cli_runs_the_openvino_backend(tiny_ov: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from instructembed.cli import app
+
+    source = tmp_path / "in.txt"
+    source.write_text("first text\n\nthird text, after a blank line", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    args = ["embed", "-m", str(tiny_ov), "-i", str(source), "-o", str(out), "--no-progress"]
+    instruction = "Represent the sentence: "
+    result = CliRunner().invoke(
+        app, [*args, "--backend", "openvino", "--quantize", "int8", "--instruction", instruction]
+    )
+    assert result.exit_code == 0, result.output
+    expected = Embedder.load(tiny_ov, backend="openvino", quantize="int8").embed(
+        ["first text", "", "third text, after a blank line"], instruction=instruction
+    )
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
