@@ -96,8 +96,16 @@ def test_backend_quantize_and_dtype_reach_embedder_load(
     real = embedder.Embedder.load(tiny_bert_dir)
     calls: list[dict[str, Any]] = []
 
-    def load(cls: Any, name: str, **kwargs: Any) -> Any:
-        calls.append({"name": name, **kwargs})
+    def load(
+        cls: Any,
+        name: str,
+        *,
+        backend: str = "torch",
+        quantize: str | None = None,
+        dtype: str | None = None,
+        **rest: Any,
+    ) -> Any:
+        calls.append({"name": name, "backend": backend, "quantize": quantize, "dtype": dtype})
         return real
 
     monkeypatch.setattr(embedder.Embedder, "load", classmethod(load))
