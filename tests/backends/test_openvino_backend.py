@@ -83,6 +83,26 @@ def test_t5_encoder_converts_and_matches(tiny_t5_dir: Path, tmp_path: Path) -> N
     np.testing.assert_allclose(model.embed(MIXED), Embedder.load(tiny_t5_dir).embed(MIXED), atol=1e-5)
 
 
+def test_same_inputs_same_errors_same_return_type(tiny_bert_dir: Path, tiny_ov: Path) -> None:
+    torch_model = Embedder.load(tiny_bert_dir)
+    for model in (
+        Embedder.load(tiny_ov, backend="openvino"),
+        Embedder.load(tiny_ov, backend="openvino", quantize="int8"),
+    ):
+        empty = model.embed([])
+        assert empty.shape == (0, 16) and empty.dtype == np.float32
+        with pytest.raises(TypeError, match="wrap it in a list"):
+            model.embed("a single string")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="exactly"):
+            model.embed([("a", "b", "c")])
+        shared = model.embed(["x", "y"], instruction="Represent the title: ")
+        np.testing.assert_array_equal(
+            shared, model.embed([("Represent the title: ", "x"), ("Represent the title: ", "y")])
+        )
+        assert model.token_counts(["hello world"]) == torch_model.token_counts(["hello world"])
+        assert model.info()["dimension"] == torch_model.info()["dimension"]
+
+
 def test_checkpoint_is_converted_once_into_the_cache(tiny_bert_dir: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = Embedder.load(tiny_bert_dir, backend="openvino", cache_dir=cache)
