@@ -239,6 +239,7 @@ class Embedder:
             "normalize": spec.normalize,
             "do_lower_case": spec.do_lower_case,
             "backend": self.backend.name,
+            "precision": self.backend.precision,
             "instruction_join": INSTRUCTION_JOIN,
         }
 

@@ -36,7 +36,10 @@ def test_tiny_fp32_matches_torch_with_mixed_instructions(tiny_bert_dir: Path, ti
     got = onnx_model.embed(MIXED)
     assert got.dtype == np.float32 and got.shape == expected.shape == (len(MIXED), 16)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert onnx_model.info()["backend"] == "onnx"
+    assert onnx_model.info()["backend"] == "onnx" and onnx_model.info()["precision"] == "fp32"
+    assert Embedder.load(tiny_export, backend="onnx", quantize="int8").info()["precision"] == "int8 (dynamic)"
+    assert torch_model.info()["precision"] == "fp32"
+    assert Embedder.load(tiny_bert_dir, dtype="bfloat16").info()["precision"] == "bf16"
     assert onnx_model.dimension == torch_model.dimension and onnx_model.normalized
 
 

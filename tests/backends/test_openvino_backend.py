@@ -50,7 +50,7 @@ def test_fp32_matches_torch_with_mixed_instructions(tiny_bert_dir: Path, tiny_ov
     got = model.embed(MIXED)
     assert got.dtype == np.float32 and got.shape == expected.shape == (len(MIXED), 16)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert model.info()["backend"] == "openvino"
+    assert model.info()["backend"] == "openvino" and model.info()["precision"] == "fp32"
     assert model.backend.settings.precision == "f32"  # type: ignore[attr-defined]
 
 
@@ -66,6 +66,10 @@ def test_int8_and_bf16_run_and_stay_close_on_tiny(tiny_ov: Path) -> None:
     fp32 = Embedder.load(tiny_ov, backend="openvino").embed(MIXED)
     int8_model = Embedder.load(tiny_ov, backend="openvino", quantize="int8")
     assert int8_model.backend.settings.precision == "bf16"  # type: ignore[attr-defined]
+    assert int8_model.info()["precision"] in (
+        "int8 (static; other ops bf16)",
+        "int8 (static; other ops fp32)",
+    )
     int8 = int8_model.embed(MIXED)
     assert int8.dtype == np.float32 and int8.shape == fp32.shape
     assert cosines(int8, fp32).min() > 0.9  # random tiny weights; the real bound is tested on MiniLM

@@ -114,6 +114,8 @@ def test_backend_quantize_and_dtype_reach_embedder_load(
     assert result.exit_code == 0, result.output
     with TestClient(captured["app"]) as client:  # startup runs the loader
         assert client.get("/health").status_code == 200
+        info = client.get("/info").json()
+        assert info["backend"] == "torch" and info["precision"] == "fp32"  # what the loaded runner reports
     assert calls and calls[0]["name"] == "m"
     assert {k: calls[0][k] for k in ("backend", "quantize", "dtype")} == {
         "backend": "openvino",

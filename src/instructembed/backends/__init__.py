@@ -17,6 +17,11 @@ from instructembed.batching import TokenBatch
 class Backend(Protocol):
     name: str
 
+    @property
+    def precision(self) -> str:
+        """What the numbers are computed in, e.g. "fp32", "bf16", "int8 (dynamic)" (for `info()`)."""
+        ...
+
     def run(self, batch: TokenBatch) -> np.ndarray:
         """(B, T) batch -> (B, D) float32 embeddings, rows in batch order."""
         ...

@@ -82,6 +82,10 @@ class OnnxBackend:
         self.threads = options.intra_op_num_threads
         self.input_names = [i.name for i in self.session.get_inputs()]  # CLS pooling drops pool_mask
 
+    @property
+    def precision(self) -> str:
+        return "int8 (dynamic)" if self.settings.quantize is Quantization.INT8 else "fp32"
+
     def run(self, batch: TokenBatch) -> np.ndarray:
         feed: dict[str, np.ndarray] = {}
         for name in self.input_names:

@@ -101,6 +101,15 @@ class OpenVinoBackend:
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # an infer request serves one caller at a time
 
+    @property
+    def precision(self) -> str:
+        """What the compiled model runs in: the plugin's answer, so a CPU without bf16 reports fp32."""
+        used = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        rest = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(used, used)
+        if self.settings.quantize is Quantization.INT8:
+            return f"int8 (static; other ops {rest})"
+        return rest
+
     def run(self, batch: TokenBatch) -> np.ndarray:
         feed: dict[str, np.ndarray] = {}
         for name in self.input_names:

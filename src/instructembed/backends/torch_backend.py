@@ -36,6 +36,10 @@ class TorchBackend:
             model.dense.to(device=self.device)
         self.model = model.eval()
 
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
+
     def run(self, batch: TokenBatch) -> np.ndarray:
         def put(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(self.device, non_blocking=True)

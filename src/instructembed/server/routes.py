@@ -143,8 +143,8 @@ async def info(request: Request) -> Response:
     """The model and the limits this server runs with (the API key is never shown)."""
     state = get_state(request)
     embedder, settings = state.embedder, state.settings
-    backend = getattr(embedder, "backend", "torch")  # Embedder holds a Backend object with a name
-    backend = getattr(backend, "name", backend)
+    runner = getattr(embedder, "backend", "torch")  # Embedder holds a Backend object with a name
+    backend = getattr(runner, "name", runner)
     return _json(
         {
             "model": state.model_name,
@@ -152,6 +152,7 @@ async def info(request: Request) -> Response:
             "max_seq_length": embedder.max_seq_length,
             "normalized": embedder.normalized,
             "backend": str(getattr(backend, "value", backend)),
+            "precision": getattr(runner, "precision", None),
             "auth": settings.api_key is not None,
             "limits": {
                 "max_body_bytes": settings.max_body_bytes,
