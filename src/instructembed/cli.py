@@ -256,12 +256,27 @@ def info_command(
         str, typer.Argument(envvar="INSTRUCTEMBED_MODEL", help="Packaged name, local directory or hub id.")
     ] = DEFAULT_MODEL,
     allow_pickle: AllowPickleOpt = False,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_BACKEND",
+            help="torch, onnx or openvino (default: torch; for an export, the runtime it has a graph for).",
+        ),
+    ] = None,
+    quantize: Annotated[
+        str | None, typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx / openvino backends: int8.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show what a model is: architecture, dimension, max length, layout, pooling, normalization."""
+    from instructembed.checkpoint import resolve_model_dir
     from instructembed.embedder import Embedder
+    from instructembed.export import export_backend, is_export_dir
 
-    info = Embedder.load(model, allow_pickle=allow_pickle).info()
+    if backend is None:
+        root = resolve_model_dir(model)
+        backend = export_backend(root, quantize) if is_export_dir(root) else "torch"
+    info = Embedder.load(model, allow_pickle=allow_pickle, backend=backend, quantize=quantize).info()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return

@@ -197,6 +197,20 @@ def read_manifest(root: Path) -> ExportManifest:
         raise CheckpointError(f"{path} is malformed ({exc}); re-export the model") from None
 
 
+def export_backend(root: Path, quantize: str | Quantization | None = None) -> str:
+    """The backend that can load export `root` at this quantization: "onnx" if it has that ONNX graph,
+    else "openvino" if it has the OpenVINO one (for `info` and other callers that were not told)."""
+    q = parse_quantize(quantize)
+    files = read_manifest(root).files
+    for fmt in Format:
+        if graph_key(fmt, q) in files:
+            return fmt.value
+    raise CheckpointError(
+        f"{root} has no {q.value} graph; add one with `instructembed export SOURCE --onnx|--openvino"
+        f"{' --int8' if q is Quantization.INT8 else ''} --out {root}`"
+    )
+
+
 def _write_manifest(root: Path, manifest: ExportManifest) -> None:
     (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
 

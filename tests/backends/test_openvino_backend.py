@@ -317,3 +317,22 @@ def test_embed_cli_runs_the_openvino_backend(tiny_ov: Path, tmp_path: Path) -> N
         ["first text", "", "third text, after a blank line"], instruction=instruction
     )
     np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+
+
+def test_info_cli_on_an_export_picks_the_runtime_it_has(
+    tiny_ov: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from instructembed.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["info", str(tiny_ov), "--quantize", "int8", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["backend"] == "openvino" and info["precision"].startswith("int8 (static")
+    both = export_onnx(tiny_bert_dir, tmp_path / "both")
+    result = runner.invoke(app, ["info", str(both), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["backend"] == "onnx"
+    result = runner.invoke(app, ["info", str(both), "--quantize", "int8"])
+    assert result.exit_code != 0 and "has no int8 graph" in result.output
