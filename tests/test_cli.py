@@ -206,3 +206,34 @@ def test_streaming_memory_does_not_grow_with_input_size(tiny_bert_dir: Path, tmp
     # 180k more rows would be 11 MiB of vectors alone if they were kept; the bound is well below
     # what holding the input or the output in memory would cost.
     assert rss_large - rss_small < 25, (rss_small, rss_large)
+
+
+def test_friendly_errors_one_line_and_the_commands_own_interrupt_message() -> None:
+    import typer
+
+    from instructembed.cli_options import friendly_errors
+
+    sub = typer.Typer()
+
+    @sub.command("fail")
+    @friendly_errors
+    def fail(kind: str = "value") -> None:
+        if kind == "value":
+            raise ValueError("bad value; do this instead")
+        if kind == "interrupt":
+            raise KeyboardInterrupt
+        raise RuntimeError("a bug")  # not ours to explain: the traceback stays
+
+    @sub.command("resumable")
+    @friendly_errors(interrupted=lambda kw: f"interrupted; results so far are in {kw['out']}")
+    def resumable(out: str = "res") -> None:
+        raise KeyboardInterrupt
+
+    result = runner.invoke(sub, ["fail"])
+    assert result.exit_code == 1 and "error: bad value; do this instead" in result.output
+    result = runner.invoke(sub, ["fail", "--kind", "interrupt"])
+    assert result.exit_code == 130 and "nothing was written under the output name" in result.output
+    result = runner.invoke(sub, ["fail", "--kind", "bug"])
+    assert isinstance(result.exception, RuntimeError)
+    result = runner.invoke(sub, ["resumable", "--out", "here"])
+    assert result.exit_code == 130 and "results so far are in here" in result.output

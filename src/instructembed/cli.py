@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from functools import wraps
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,8 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
-from instructembed.cli_options import AllowPickleOpt
-from instructembed.errors import InstructEmbedError
+from instructembed.cli_options import AllowPickleOpt, friendly_errors
 from instructembed.files import (
     InputFormat,
     Row,
@@ -50,23 +48,6 @@ ModelOpt = Annotated[
         help="Packaged name, local directory or Hugging Face id.",
     ),
 ]
-
-
-def friendly_errors(func: F) -> F:
-    """Turn our errors (and bad values) into one red line on stderr and exit code 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (InstructEmbedError, ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.secho("interrupted; nothing was written under the output name", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -1,10 +1,18 @@
-"""Command-line options that several commands share, declared once (the root CLI imports the rest)."""
+"""What several commands share, declared once: options and the error handling of every command."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
 
 import typer
+
+from instructembed.errors import InstructEmbedError
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Errors a command reports as one line (they carry what to do); anything else is a bug and shows its traceback.
+REPORTED = (InstructEmbedError, ValueError, TypeError, FileExistsError, FileNotFoundError)
 
 AllowPickleOpt = Annotated[
     bool,
@@ -14,3 +22,34 @@ AllowPickleOpt = Annotated[
         help="Allow pickled .bin weights (they can run code): only for checkpoints you trust.",
     ),
 ]
+
+
+def friendly_errors(
+    func: F | None = None, *, interrupted: Callable[[dict[str, Any]], str] | None = None
+) -> Any:
+    """Turn our errors (and bad values) into one red line on stderr and exit code 1; Ctrl-C into 130.
+
+    `interrupted` builds the line printed on Ctrl-C from the command's keyword arguments (what was
+    kept, how to resume); the default says nothing was written under the output name.
+    """
+
+    def decorate(command: F) -> F:
+        @wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except REPORTED as exc:
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                message = (
+                    interrupted(kwargs)
+                    if interrupted
+                    else "interrupted; nothing was written under the output name"
+                )
+                typer.secho(message, err=True)
+                raise typer.Exit(130) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate

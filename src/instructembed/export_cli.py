@@ -13,14 +13,17 @@ from typing import Annotated
 
 import typer
 
-from instructembed.cli_options import AllowPickleOpt
-from instructembed.errors import InputFileError, InstructEmbedError
+from instructembed.cli_options import AllowPickleOpt, friendly_errors
+from instructembed.errors import InputFileError
 from instructembed.export import Int8Coverage
 from instructembed.inputs import Item
 
 log = logging.getLogger(__name__)
 
 
+@friendly_errors(
+    interrupted=lambda kw: f"interrupted; {kw.get('out')} was left as it was (exports are built aside)"
+)
 def export_command(
     model: Annotated[
         str,
@@ -104,23 +107,19 @@ def export_command(
             "error: --calibration is for OpenVINO int8; add --openvino --int8", fg=typer.colors.RED, err=True
         )
         raise typer.Exit(2)
-    try:
-        items = read_calibration(calibration) if calibration is not None else None
-        target = export_model(
-            model,
-            out,
-            formats=formats,
-            int8=int8,
-            allow_pickle=allow_pickle,
-            revision=revision,
-            overwrite=overwrite,
-            int8_coverage=int8_coverage,
-            calibration=items,
-        )
-        manifest = read_manifest(target)
-    except (InstructEmbedError, ValueError, FileExistsError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+    items = read_calibration(calibration) if calibration is not None else None
+    target = export_model(
+        model,
+        out,
+        formats=formats,
+        int8=int8,
+        allow_pickle=allow_pickle,
+        revision=revision,
+        overwrite=overwrite,
+        int8_coverage=int8_coverage,
+        calibration=items,
+    )
+    manifest = read_manifest(target)
     files = ", ".join(f"{q}: {name}" for q, name in sorted(manifest.files.items()))
     typer.echo(f"{target}  ({files}; fingerprint {manifest.fingerprint[:12]})")
     flag = ", quantize='int8'" if int8 else ""

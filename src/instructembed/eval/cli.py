@@ -14,11 +14,14 @@ from typing import Annotated
 
 import typer
 
-from instructembed.errors import InstructEmbedError
+from instructembed.cli_options import friendly_errors
 
 __all__ = ["eval_command"]
 
 
+@friendly_errors(
+    interrupted=lambda kw: f"interrupted; finished tasks are in {kw.get('out')} (rerun to resume)"
+)
 def eval_command(
     model: Annotated[
         str,
@@ -101,36 +104,29 @@ def eval_command(
         for task in LOCAL_TASKS:
             typer.echo(f"{task.name:30} {task.type.value:20} {task.description}")
         return
-    try:
-        from instructembed.embedder import Embedder
+    from instructembed.embedder import Embedder
 
-        selected = resolve_tasks(tasks)
-        encoder = Embedder.load(model, backend=backend, quantize=quantize, dtype=dtype)
+    selected = resolve_tasks(tasks)
+    encoder = Embedder.load(model, backend=backend, quantize=quantize, dtype=dtype)
 
-        def show(result: TaskResult) -> None:
-            typer.echo(
-                f"{result.task:30} {result.main_score_name:16} {result.main_score:6.2f}   {result.wall_time_s:7.1f}s"
-            )
-
-        results = run(
-            encoder,
-            selected,
-            data_dir=data_dir,
-            instructions=instructions,
-            limit=limit,
-            model_name=_describe(model, backend, quantize, dtype),
-            out_dir=out,
-            command=shlex.join(["instructembed", *sys.argv[1:]]),
-            on_result=show,
-            resume=resume,
+    def show(result: TaskResult) -> None:
+        typer.echo(
+            f"{result.task:30} {result.main_score_name:16} {result.main_score:6.2f}   {result.wall_time_s:7.1f}s"
         )
-        md, png = write_summary(results, out)
-    except (InstructEmbedError, ValueError, TypeError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.secho(f"interrupted; finished tasks are in {out} (rerun to resume)", err=True)
-        raise typer.Exit(130) from None
+
+    results = run(
+        encoder,
+        selected,
+        data_dir=data_dir,
+        instructions=instructions,
+        limit=limit,
+        model_name=_describe(model, backend, quantize, dtype),
+        out_dir=out,
+        command=shlex.join(["instructembed", *sys.argv[1:]]),
+        on_result=show,
+        resume=resume,
+    )
+    md, png = write_summary(results, out)
     total = sum(r.wall_time_s for r in results)
     typer.echo(f"{len(results)} task(s), {total:.1f}s; summary: {md}, chart: {png}")
 

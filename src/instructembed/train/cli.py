@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from instructembed.cli_options import friendly_errors
 from instructembed.train.config import LossKind
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,11 @@ def _eval_fn(tasks: str, limit: int | None, data_dir: Path) -> Any:
     return evaluate
 
 
+@friendly_errors(
+    interrupted=lambda kw: (
+        f"interrupted; rerun with --resume to continue from the last checkpoint in {kw.get('out')}"
+    )
+)
 def train_command(
     model: Annotated[
         str | None,
@@ -206,6 +212,7 @@ def train_command(
         dist.destroy_process_group()
 
 
+@friendly_errors(interrupted=lambda kw: f"interrupted; {kw.get('out')} was not written")
 def build_medi_command(
     out: Annotated[Path, typer.Option(help="Output JSONL file.", envvar="INSTRUCTEMBED_MEDI_OUT")],
     data_dir: Annotated[
