@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,13 @@ def test_lower_case_checkpoint_lowercases_text(tmp_path: Path) -> None:
         lower.embed([("Represent THE Title: ", "HELLO World")]),
         lower.embed([("represent the title: ", "hello world")]),
     )
+
+
+def test_torch_backend_without_torch_says_what_to_do(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instructembed.errors import InstructEmbedError
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(InstructEmbedError, match=r"needs PyTorch.*backend='openvino'"):
+        Embedder.load(tiny_bert_dir)

@@ -27,6 +27,7 @@ from instructembed.checkpoint import (
     read_spec,
     resolve_model_dir,
 )
+from instructembed.errors import InstructEmbedError
 from instructembed.inputs import EmbedInput, Item, to_items
 from instructembed.tokenize import InstructionTokenizer
 
@@ -156,7 +157,14 @@ class Embedder:
             raise ValueError(
                 f"quantize={quantize!r} needs backend='onnx' or 'openvino'; on torch use dtype='bfloat16' for speed"
             )
-        import torch
+        try:
+            import torch
+        except ImportError:
+            raise InstructEmbedError(
+                "the torch backend needs PyTorch, which is not installed here: `pip install torch`, "
+                "or export the model where torch is (`instructembed export`) and load the export with "
+                "backend='onnx' or backend='openvino'"
+            ) from None
 
         from instructembed.backends.torch_backend import TorchBackend, parse_dtype
         from instructembed.model import load_model
