@@ -133,12 +133,13 @@ def embed_command(
         str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="torch device, e.g. cpu or cuda.")
     ] = None,
     backend: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="INSTRUCTEMBED_BACKEND",
-            help="torch, onnx or openvino (fast CPU; see 'instructembed export').",
+            help="torch, onnx or openvino (fast CPU; see 'instructembed export'). Default: torch, or for "
+            "an export directory the runtime it has a graph for.",
         ),
-    ] = "torch",
+    ] = None,
     quantize: Annotated[
         str | None,
         typer.Option(
@@ -250,13 +251,8 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show what a model is: architecture, dimension, max length, layout, pooling, normalization."""
-    from instructembed.checkpoint import resolve_model_dir
     from instructembed.embedder import Embedder
-    from instructembed.export import export_backend, is_export_dir
 
-    if backend is None:
-        root = resolve_model_dir(model)
-        backend = export_backend(root, quantize) if is_export_dir(root) else "torch"
     info = Embedder.load(model, allow_pickle=allow_pickle, backend=backend, quantize=quantize).info()
     if as_json:
         typer.echo(json.dumps(info, indent=2))

@@ -83,7 +83,7 @@ class Embedder:
         cls,
         name_or_path: str | Path,
         *,
-        backend: str = "torch",
+        backend: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
         max_seq_length: int | None = None,
@@ -101,7 +101,11 @@ class Embedder:
         the packaged calibration set, `dtype="bfloat16"` for bf16). An export directory
         (`instructembed export`) loads without torch; a checkpoint is exported once into `cache_dir`
         (default ~/.cache/instructembed/onnx), keyed by a fingerprint of its weights.
+        backend=None (the default) means torch, or for an export directory the runtime it has a
+        graph for at this `quantize` (ONNX first).
         """
+        if backend is None:
+            backend = _default_backend(name_or_path, quantize)
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} is not available; available: {', '.join(BACKENDS)}")
         if backend != "torch" and device is not None and device != "cpu":
@@ -290,6 +294,14 @@ class Embedder:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+
+def _default_backend(name_or_path: str | Path, quantize: str | None) -> str:
+    """torch, unless `name_or_path` is a local export directory: then the runtime it has a graph for."""
+    from instructembed.export import export_backend, is_export_dir
+
+    path = Path(name_or_path).expanduser()
+    return export_backend(path, quantize) if path.is_dir() and is_export_dir(path) else "torch"
 
 
 def load_tokenizer(spec: ModelSpec) -> InstructionTokenizer:

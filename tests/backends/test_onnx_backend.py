@@ -120,7 +120,10 @@ def test_quantize_needs_onnx_and_export_needs_onnx_backend(tiny_bert_dir: Path, 
     with pytest.raises(ValueError, match="needs backend='onnx'"):
         Embedder.load(tiny_bert_dir, quantize="int8")
     with pytest.raises(ValueError, match="backend='onnx'"):
-        Embedder.load(tiny_export)  # an export is not a torch checkpoint
+        Embedder.load(tiny_export, backend="torch")  # an export is not a torch checkpoint
+    # Without backend=, an export loads with the runtime it has a graph for.
+    assert Embedder.load(tiny_export).info()["backend"] == "onnx"
+    assert Embedder.load(tiny_export, quantize="int8").info()["precision"] == "int8 (dynamic)"
 
 
 @pytest.mark.real_model

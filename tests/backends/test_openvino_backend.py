@@ -317,6 +317,13 @@ def test_embed_cli_runs_the_openvino_backend(tiny_ov: Path, tmp_path: Path) -> N
         ["first text", "", "third text, after a blank line"], instruction=instruction
     )
     np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    # Without --backend, an OpenVINO-only export runs on OpenVINO (not torch, which it cannot).
+    result = CliRunner().invoke(app, [*args, "--overwrite", "--instruction", instruction])
+    assert result.exit_code == 0, result.output
+    fp32 = Embedder.load(tiny_ov).embed(
+        ["first text", "", "third text, after a blank line"], instruction=instruction
+    )
+    np.testing.assert_allclose(np.load(out), fp32, atol=1e-6)
 
 
 def test_info_cli_on_an_export_picks_the_runtime_it_has(

@@ -150,7 +150,7 @@ def test_cli_eval_command(
     )
     assert result.exit_code == 0, result.output
     assert "STS16" in result.output and (out / "STS16.json").is_file() and (out / "summary.md").is_file()
-    assert loads[-1] == {"backend": "torch", "quantize": None, "dtype": None}
+    assert loads[-1] == {"backend": None, "quantize": None, "dtype": None}
     # The backend reaches Embedder.load and the results say what ran (and do not resume across it).
     args = ["eval", "-m", "fake", "-t", "STS16", "--limit", "25", "--data-dir", str(shared_data)]
     result = CliRunner().invoke(

@@ -76,11 +76,12 @@ def eval_command(
         ),
     ] = True,
     backend: Annotated[
-        str,
+        str | None,
         typer.Option(
-            envvar="INSTRUCTEMBED_BACKEND", help="torch, onnx or openvino: evaluate what you will run."
+            envvar="INSTRUCTEMBED_BACKEND",
+            help="torch, onnx or openvino: evaluate what you will run (default: torch, or an export's runtime).",
         ),
-    ] = "torch",
+    ] = None,
     quantize: Annotated[
         str | None,
         typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx / openvino backends: int8."),
@@ -120,7 +121,7 @@ def eval_command(
         data_dir=data_dir,
         instructions=instructions,
         limit=limit,
-        model_name=_describe(model, backend, quantize, dtype),
+        model_name=_describe(model, _backend_name(encoder, backend), quantize, dtype),
         out_dir=out,
         command=shlex.join(["instructembed", *sys.argv[1:]]),
         on_result=show,
@@ -129,6 +130,12 @@ def eval_command(
     md, png = write_summary(results, out)
     total = sum(r.wall_time_s for r in results)
     typer.echo(f"{len(results)} task(s), {total:.1f}s; summary: {md}, chart: {png}")
+
+
+def _backend_name(encoder: object, asked: str | None) -> str:
+    """The backend that was loaded (an export picks its own when none is asked for)."""
+    loaded = getattr(getattr(encoder, "backend", None), "name", None)
+    return str(loaded or asked or "torch")
 
 
 def _describe(model: str, backend: str, quantize: str | None, dtype: str | None) -> str:
