@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,36 +111,19 @@ class Embedder:
         if backend != "torch" and device is not None and device != "cpu":
             raise ValueError(f"the {backend} backend runs on the CPU only; got device={device!r}")
         cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-        if backend == "onnx":
-            from instructembed.backends.onnx_backend import open_onnx
+        if backend != "torch":
             from instructembed.export import parse_quantize
 
-            if dtype is not None and dtype.lower() not in ("float32", "fp32"):
-                raise ValueError(
-                    f"dtype {dtype!r} is not supported on the onnx backend; use quantize='int8' for speed, "
-                    "or backend='torch' / 'openvino' with dtype='bfloat16'"
-                )
-            spec, onnx_runner = open_onnx(
-                name_or_path,
-                quantize=parse_quantize(quantize),
-                threads=threads,
-                max_seq_length=max_seq_length,
-                allow_pickle=allow_pickle,
-                revision=revision,
-                cache_dir=cache,
-            )
-            log.info(
-                "loaded %s (onnx %s, dim %d)",
-                name_or_path,
-                onnx_runner.settings.quantize.value,
-                spec.dimension,
-            )
-            return cls(spec, load_tokenizer(spec), onnx_runner, name=str(name_or_path), config=config)
-        if backend == "openvino":
-            from instructembed.backends.openvino_backend import open_openvino
-            from instructembed.export import parse_quantize
+            open_export: Callable[..., tuple[ModelSpec, Backend]]
+            if backend == "onnx":
+                from instructembed.backends.onnx_backend import open_onnx
 
-            spec, ov_runner = open_openvino(
+                open_export = open_onnx
+            else:
+                from instructembed.backends.openvino_backend import open_openvino
+
+                open_export = open_openvino
+            spec, runner = open_export(
                 name_or_path,
                 quantize=parse_quantize(quantize),
                 dtype=dtype,
@@ -150,13 +133,8 @@ class Embedder:
                 revision=revision,
                 cache_dir=cache,
             )
-            log.info(
-                "loaded %s (openvino %s, dim %d)",
-                name_or_path,
-                ov_runner.settings.quantize.value,
-                spec.dimension,
-            )
-            return cls(spec, load_tokenizer(spec), ov_runner, name=str(name_or_path), config=config)
+            log.info("loaded %s (%s %s, dim %d)", name_or_path, backend, runner.precision, spec.dimension)
+            return cls(spec, load_tokenizer(spec), runner, name=str(name_or_path), config=config)
         if quantize is not None:
             raise ValueError(
                 f"quantize={quantize!r} needs backend='onnx' or 'openvino'; on torch use dtype='bfloat16' for speed"
@@ -186,11 +164,11 @@ class Embedder:
         spec = read_spec(root, max_seq_length)
         tokenizer = load_tokenizer(spec)
         model = load_model(spec, allow_pickle=allow_pickle)
-        runner = TorchBackend(model, device or "cpu", torch_dtype)
+        torch_runner = TorchBackend(model, device or "cpu", torch_dtype)
         log.info(
             "loaded %s (%s, %s, dim %d)", name_or_path, spec.layout.value, spec.model_type, spec.dimension
         )
-        return cls(spec, tokenizer, runner, name=str(name_or_path), model=model, config=config)
+        return cls(spec, tokenizer, torch_runner, name=str(name_or_path), model=model, config=config)
 
     # ------------------------------------------------------------------ embedding
     @property

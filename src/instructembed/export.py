@@ -260,6 +260,45 @@ def check_fresh(root: Path, manifest: ExportManifest) -> None:
         )
 
 
+def check_stamp(path: Path, stamped: str | None, expected: str | None) -> None:
+    """Refuse a graph whose embedded fingerprint is not the one its directory's manifest records."""
+    if expected is not None and stamped != expected:
+        raise CheckpointError(
+            f"{path} was exported from different weights than its manifest says "
+            f"({(stamped or 'none')[:12]} vs {expected[:12]}); re-export the directory"
+        )
+
+
+def open_graph(
+    name_or_path: str | Path,
+    fmt: Format,
+    quantize: Quantization,
+    *,
+    allow_pickle: bool,
+    revision: str | None,
+    cache_dir: Path | None,
+) -> tuple[ExportManifest, Path]:
+    """The manifest and graph file a backend runs: an export directory as is (refused if its source
+    changed since), a checkpoint through the cache (exported there first when missing)."""
+    root = resolve_model_dir(name_or_path, revision)
+    if is_export_dir(root):
+        manifest = read_manifest(root)
+        check_fresh(root, manifest)
+    else:  # keyed by the fingerprint just computed: fresh by construction
+        root = cached_export(
+            root, quantize, fmt=fmt, cache_dir=cache_dir, allow_pickle=allow_pickle, revision=revision
+        )
+        manifest = read_manifest(root)
+    filename = manifest.files.get(graph_key(fmt, quantize))
+    if filename is None or not (root / filename).is_file():
+        flag = " --int8" if quantize is Quantization.INT8 else ""
+        raise CheckpointError(
+            f"{root} has no {quantize.value} graph for {fmt.value}; add one with "
+            f"`instructembed export {manifest.source} --{fmt.value}{flag} --out {root}`"
+        )
+    return manifest, root / filename
+
+
 def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "instructembed" / "onnx"
 

@@ -27,6 +27,16 @@ class Backend(Protocol):
         ...
 
 
+def batch_feed(batch: TokenBatch, input_names: list[str]) -> dict[str, np.ndarray]:
+    """The graph inputs a runtime asks for, by name, from a batch (token type ids as zeros when the
+    graph takes them and the tokenizer made none)."""
+    feed: dict[str, np.ndarray] = {}
+    for name in input_names:
+        value = getattr(batch, name)
+        feed[name] = np.zeros_like(batch.input_ids) if value is None else value
+    return feed
+
+
 def physical_cores() -> int:
     """Physical cores (threads beyond these only add contention on SMT siblings)."""
     try:

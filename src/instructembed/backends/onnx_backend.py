@@ -16,18 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from instructembed.backends import physical_cores
+from instructembed.backends import batch_feed, physical_cores
 from instructembed.batching import TokenBatch
-from instructembed.checkpoint import ModelSpec, resolve_model_dir
+from instructembed.checkpoint import ModelSpec
 from instructembed.errors import CheckpointError, MissingExtraError
-from instructembed.export import (
-    FINGERPRINT_KEY,
-    Quantization,
-    cached_export,
-    check_fresh,
-    is_export_dir,
-    read_manifest,
-)
+from instructembed.export import FINGERPRINT_KEY, Format, Quantization, check_stamp, open_graph
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +65,7 @@ class OnnxBackend:
                 f"onnxruntime could not load {model_path}: {exc}; re-export the model"
             ) from exc
         stamped = self.session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY)
-        if expected_fingerprint is not None and stamped != expected_fingerprint:
-            raise CheckpointError(
-                f"{model_path} was exported from different weights than its manifest says "
-                f"({(stamped or 'none')[:12]} vs {expected_fingerprint[:12]}); re-export the directory"
-            )
+        check_stamp(model_path, stamped, expected_fingerprint)
         self.model_path = model_path
         self.settings = settings
         self.threads = options.intra_op_num_threads
@@ -87,13 +76,7 @@ class OnnxBackend:
         return "int8 (dynamic)" if self.settings.quantize is Quantization.INT8 else "fp32"
 
     def run(self, batch: TokenBatch) -> np.ndarray:
-        feed: dict[str, np.ndarray] = {}
-        for name in self.input_names:
-            value = getattr(batch, name)
-            if value is None:  # token_type_ids for a graph that takes them, batch built without
-                value = np.zeros_like(batch.input_ids)
-            feed[name] = value
-        (out,) = self.session.run(["embedding"], feed)  # (B, D)
+        (out,) = self.session.run(["embedding"], batch_feed(batch, self.input_names))  # (B, D)
         return np.asarray(out, dtype=np.float32)
 
 
@@ -101,6 +84,7 @@ def open_onnx(
     name_or_path: str | Path,
     *,
     quantize: Quantization,
+    dtype: str | None,
     threads: int | None,
     max_seq_length: int | None,
     allow_pickle: bool,
@@ -108,26 +92,21 @@ def open_onnx(
     cache_dir: Path | None,
 ) -> tuple[ModelSpec, OnnxBackend]:
     """An export directory loads as is (no torch); a checkpoint is exported into the cache first."""
+    if dtype is not None and dtype.lower() not in ("float32", "fp32"):
+        raise ValueError(
+            f"dtype {dtype!r} is not supported on the onnx backend; use quantize='int8' for speed, "
+            "or backend='torch' / 'openvino' with dtype='bfloat16'"
+        )
     _ort()  # the missing-extra message before anything else
-    root = resolve_model_dir(name_or_path, revision)
-    if is_export_dir(root):
-        manifest = read_manifest(root)
-        check_fresh(root, manifest)
-    else:  # keyed by the fingerprint just computed: fresh by construction
-        root = cached_export(
-            root, quantize, cache_dir=cache_dir, allow_pickle=allow_pickle, revision=revision
-        )
-        manifest = read_manifest(root)
-    filename = manifest.files.get(quantize.value)
-    if filename is None or not (root / filename).is_file():
-        flag = " --int8" if quantize is Quantization.INT8 else ""
-        raise CheckpointError(
-            f"{root} has no {quantize.value} graph; re-export with "
-            f"`instructembed export {manifest.source} --onnx{flag} --out {root}`"
-        )
-    spec = manifest.to_spec(root, max_seq_length)
-    backend = OnnxBackend(
-        root / filename, OnnxSettings(quantize=quantize, threads=threads), manifest.fingerprint
+    manifest, path = open_graph(
+        name_or_path,
+        Format.ONNX,
+        quantize,
+        allow_pickle=allow_pickle,
+        revision=revision,
+        cache_dir=cache_dir,
     )
-    log.info("onnx session %s (%d intra-op threads)", root / filename, backend.threads)
+    spec = manifest.to_spec(path.parent, max_seq_length)
+    backend = OnnxBackend(path, OnnxSettings(quantize=quantize, threads=threads), manifest.fingerprint)
+    log.info("onnx session %s (%d intra-op threads)", path, backend.threads)
     return spec, backend

@@ -22,19 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from instructembed.backends import physical_cores
+from instructembed.backends import batch_feed, physical_cores
 from instructembed.batching import TokenBatch
-from instructembed.checkpoint import ModelSpec, resolve_model_dir
+from instructembed.checkpoint import ModelSpec
 from instructembed.errors import CheckpointError
-from instructembed.export import (
-    Format,
-    Quantization,
-    cached_export,
-    check_fresh,
-    graph_key,
-    is_export_dir,
-    read_manifest,
-)
+from instructembed.export import Format, Quantization, check_stamp, open_graph
 from instructembed.export_openvino import openvino_module, stamped_fingerprint
 
 log = logging.getLogger(__name__)
@@ -82,12 +74,7 @@ class OpenVinoBackend:
             raise CheckpointError(
                 f"openvino could not read {model_path}: {exc}; re-export the model"
             ) from exc
-        stamped = stamped_fingerprint(model)
-        if expected_fingerprint is not None and stamped != expected_fingerprint:
-            raise CheckpointError(
-                f"{model_path} was exported from different weights than its manifest says "
-                f"({(stamped or 'none')[:12]} vs {expected_fingerprint[:12]}); re-export the directory"
-            )
+        check_stamp(model_path, stamped_fingerprint(model), expected_fingerprint)
         self.threads = settings.threads or physical_cores()
         config = {
             "PERFORMANCE_HINT": "LATENCY",  # one stream: each batch uses every thread
@@ -111,12 +98,7 @@ class OpenVinoBackend:
         return rest
 
     def run(self, batch: TokenBatch) -> np.ndarray:
-        feed: dict[str, np.ndarray] = {}
-        for name in self.input_names:
-            value = getattr(batch, name)
-            if value is None:  # token_type_ids for a graph that takes them, batch built without
-                value = np.zeros_like(batch.input_ids)
-            feed[name] = value
+        feed = batch_feed(batch, self.input_names)
         with self._lock:
             result = self._request.infer(feed)
             out = np.array(result["embedding"], dtype=np.float32)  # copy: the request reuses its buffer
@@ -137,29 +119,16 @@ def open_openvino(
     """An export directory loads as is (no torch); a checkpoint is converted into the cache first."""
     openvino_module()  # the missing-extra message before anything else
     precision = parse_precision(dtype, quantize)
-    root = resolve_model_dir(name_or_path, revision)
-    if is_export_dir(root):
-        manifest = read_manifest(root)
-        check_fresh(root, manifest)
-    else:  # keyed by the fingerprint just computed: fresh by construction
-        root = cached_export(
-            root,
-            quantize,
-            fmt=Format.OPENVINO,
-            cache_dir=cache_dir,
-            allow_pickle=allow_pickle,
-            revision=revision,
-        )
-        manifest = read_manifest(root)
-    filename = manifest.files.get(graph_key(Format.OPENVINO, quantize))
-    if filename is None or not (root / filename).is_file():
-        flag = " --int8" if quantize is Quantization.INT8 else ""
-        raise CheckpointError(
-            f"{root} has no OpenVINO {quantize.value} graph; add one with "
-            f"`instructembed export {manifest.source} --openvino{flag} --out {root}`"
-        )
-    spec = manifest.to_spec(root, max_seq_length)
+    manifest, path = open_graph(
+        name_or_path,
+        Format.OPENVINO,
+        quantize,
+        allow_pickle=allow_pickle,
+        revision=revision,
+        cache_dir=cache_dir,
+    )
+    spec = manifest.to_spec(path.parent, max_seq_length)
     settings = OpenVinoSettings(quantize=quantize, precision=precision, threads=threads)
-    backend = OpenVinoBackend(root / filename, settings, manifest.fingerprint)
-    log.info("openvino %s (%d threads, %s)", root / filename, backend.threads, precision)
+    backend = OpenVinoBackend(path, settings, manifest.fingerprint)
+    log.info("openvino %s (%d threads, %s)", path, backend.threads, precision)
     return spec, backend
