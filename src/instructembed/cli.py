@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
-from instructembed.cli_options import AllowPickleOpt, friendly_errors
+from instructembed.cli_options import AllowPickleOpt, BackendOpt, DtypeOpt, QuantizeOpt, friendly_errors
 from instructembed.files import (
     InputFormat,
     Row,
@@ -132,27 +132,9 @@ def embed_command(
     device: Annotated[
         str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="torch device, e.g. cpu or cuda.")
     ] = None,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_BACKEND",
-            help="torch, onnx or openvino (fast CPU; see 'instructembed export'). Default: torch, or for "
-            "an export directory the runtime it has a graph for.",
-        ),
-    ] = None,
-    quantize: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_QUANTIZE",
-            help="onnx / openvino backends: int8 (dynamic on onnx, static on openvino).",
-        ),
-    ] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 (default) or bfloat16."
-        ),
-    ] = None,
+    backend: BackendOpt = None,
+    quantize: QuantizeOpt = None,
+    dtype: DtypeOpt = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, envvar="INSTRUCTEMBED_THREADS", help="CPU threads (default: physical cores)."),
@@ -238,16 +220,8 @@ def info_command(
         str, typer.Argument(envvar="INSTRUCTEMBED_MODEL", help="Packaged name, local directory or hub id.")
     ] = DEFAULT_MODEL,
     allow_pickle: AllowPickleOpt = False,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_BACKEND",
-            help="torch, onnx or openvino (default: torch; for an export, the runtime it has a graph for).",
-        ),
-    ] = None,
-    quantize: Annotated[
-        str | None, typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx / openvino backends: int8.")
-    ] = None,
+    backend: BackendOpt = None,
+    quantize: QuantizeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show what a model is: architecture, dimension, max length, layout, pooling, normalization."""

@@ -14,6 +14,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Errors a command reports as one line (they carry what to do); anything else is a bug and shows its traceback.
 REPORTED = (InstructEmbedError, ValueError, TypeError, FileExistsError, FileNotFoundError)
 
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INSTRUCTEMBED_BACKEND",
+        help="torch, onnx or openvino (fast CPU; see 'instructembed export'). Default: torch, or for "
+        "an export directory the runtime it has a graph for.",
+    ),
+]
+QuantizeOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INSTRUCTEMBED_QUANTIZE",
+        help="onnx / openvino backends: int8 (dynamic on onnx, static on openvino).",
+    ),
+]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 (default) or bfloat16."
+    ),
+]
 AllowPickleOpt = Annotated[
     bool,
     typer.Option(

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from instructembed.cli_options import friendly_errors
+from instructembed.cli_options import BackendOpt, DtypeOpt, QuantizeOpt, friendly_errors
 
 __all__ = ["eval_command"]
 
@@ -75,21 +75,9 @@ def eval_command(
             help="Reuse finished task results in --out.",
         ),
     ] = True,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_BACKEND",
-            help="torch, onnx or openvino: evaluate what you will run (default: torch, or an export's runtime).",
-        ),
-    ] = None,
-    quantize: Annotated[
-        str | None,
-        typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="onnx / openvino backends: int8."),
-    ] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 or bfloat16."),
-    ] = None,
+    backend: BackendOpt = None,
+    quantize: QuantizeOpt = None,
+    dtype: DtypeOpt = None,
     list_tasks: Annotated[bool, typer.Option("--list-tasks", help="Print the known tasks and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", envvar="INSTRUCTEMBED_VERBOSE")] = False,
 ) -> None:

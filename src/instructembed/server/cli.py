@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from instructembed.cli_options import AllowPickleOpt
+from instructembed.cli_options import AllowPickleOpt, BackendOpt, DtypeOpt, QuantizeOpt
 from instructembed.server.settings import OverlongPolicy, ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -39,23 +39,9 @@ def serve_command(
             help="Require `Authorization: Bearer KEY` on the embedding routes.",
         ),
     ] = None,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_BACKEND",
-            help="Model backend: torch, onnx or openvino (default: the embedder's).",
-        ),
-    ] = None,
-    quantize: Annotated[
-        str | None,
-        typer.Option(envvar="INSTRUCTEMBED_QUANTIZE", help="Quantization for the backend, e.g. int8."),
-    ] = None,
-    dtype: Annotated[
-        str | None,
-        typer.Option(
-            envvar="INSTRUCTEMBED_DTYPE", help="torch / openvino backends: float32 (default) or bfloat16."
-        ),
-    ] = None,
+    backend: BackendOpt = None,
+    quantize: QuantizeOpt = None,
+    dtype: DtypeOpt = None,
     device: Annotated[
         str | None, typer.Option(envvar="INSTRUCTEMBED_DEVICE", help="cpu, cuda, cuda:1, ...")
     ] = None,
