@@ -501,7 +501,8 @@ def _stale_int8(
 ) -> list[tuple[Format, str]]:
     """int8 graphs in `existing` made differently from what is asked now, with what differs."""
     stale = []
-    if Format.ONNX in formats and existing.files.get("int8") and existing.int8_coverage != coverage.value:
+    onnx_key = graph_key(Format.ONNX, Quantization.INT8)
+    if Format.ONNX in formats and existing.files.get(onnx_key) and existing.int8_coverage != coverage.value:
         stale.append((Format.ONNX, f"coverage {existing.int8_coverage!r}, not {coverage.value!r}"))
     ov_key = graph_key(Format.OPENVINO, Quantization.INT8)
     if (
@@ -606,19 +607,22 @@ def _export(
             for q in Quantization
             if (tmp / graph_filename(f, q)).is_file()
         }
-        manifest = _manifest(spec, source, fp, files, excluded)
-        manifest = replace(
-            manifest,
+        manifest = _manifest(
+            spec,
+            source,
+            fp,
+            files,
+            excluded,
             int8_coverage=_recorded(
                 files,
-                "int8",
+                Format.ONNX,
                 int8 and Format.ONNX in formats,
                 coverage.value,
                 existing.int8_coverage if existing else "",
             ),
             openvino_calibration=_recorded(
                 files,
-                graph_key(Format.OPENVINO, Quantization.INT8),
+                Format.OPENVINO,
                 int8 and Format.OPENVINO in formats,
                 calibration_key,
                 existing.openvino_calibration if existing else "",
@@ -636,9 +640,9 @@ def _export(
     return out
 
 
-def _recorded(files: dict[str, str], key: str, made_now: bool, now: str, before: str) -> str:
+def _recorded(files: dict[str, str], fmt: Format, made_now: bool, now: str, before: str) -> str:
     """What a manifest records about how an int8 graph was made: now's, the earlier one's, or ""."""
-    if key not in files:
+    if graph_key(fmt, Quantization.INT8) not in files:
         return ""
     return now if made_now else before
 
@@ -667,7 +671,14 @@ def _write_onnx(
 
 
 def _manifest(
-    spec: ModelSpec, source: Path, fp: str, files: dict[str, str], excluded: list[str]
+    spec: ModelSpec,
+    source: Path,
+    fp: str,
+    files: dict[str, str],
+    excluded: list[str],
+    *,
+    int8_coverage: str,
+    openvino_calibration: str,
 ) -> ExportManifest:
     dense = None
     if spec.dense is not None:
@@ -691,7 +702,9 @@ def _manifest(
         do_lower_case=spec.do_lower_case,
         dense=dense,
         files=files,
-        int8_excluded=excluded if "int8" in files else [],
+        int8_excluded=excluded if graph_key(Format.ONNX, Quantization.INT8) in files else [],
+        int8_coverage=int8_coverage,
+        openvino_calibration=openvino_calibration,
         versions=_versions(),
     )
 

@@ -27,11 +27,14 @@ import logging
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from instructembed.checkpoint import ModelSpec
 from instructembed.errors import CheckpointError, MissingExtraError
 from instructembed.inputs import Item
+
+if TYPE_CHECKING:
+    from instructembed.tokenize import InstructionTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -127,31 +130,23 @@ def convert(spec: ModelSpec, allow_pickle: bool, uses_type_ids: bool) -> Any:
     return ov_model
 
 
-def calibration_batches(spec: ModelSpec, items: Sequence[Item]) -> list[dict[str, Any]]:
+def calibration_batches(
+    tokenizer: InstructionTokenizer, items: Sequence[Item], input_names: list[str]
+) -> list[dict[str, Any]]:
     """Token batches as the backend will see them (same tokenizer and collation), as input feeds."""
-    import numpy as np
-
+    from instructembed.backends import batch_feed
     from instructembed.batching import collate, plan_batches
-    from instructembed.embedder import load_tokenizer
 
     if not items:
         raise ValueError("the calibration set is empty; give at least a few dozen representative texts")
-    tokenizer = load_tokenizer(spec)
     encoded = tokenizer.encode(list(items))
-    feeds = []
-    for indices in plan_batches([len(e.ids) for e in encoded], 4096, CALIBRATION_BATCH_ROWS):
-        batch = collate([encoded[i] for i in indices], indices, tokenizer.pad_id, tokenizer.uses_type_ids)
-        feed = {
-            "input_ids": batch.input_ids,
-            "attention_mask": batch.attention_mask,
-            "pool_mask": batch.pool_mask,
-        }
-        if tokenizer.uses_type_ids:
-            feed["token_type_ids"] = (
-                batch.token_type_ids if batch.token_type_ids is not None else np.zeros_like(batch.input_ids)
-            )
-        feeds.append(feed)
-    return feeds
+    return [
+        batch_feed(
+            collate([encoded[i] for i in indices], indices, tokenizer.pad_id, tokenizer.uses_type_ids),
+            input_names,
+        )
+        for indices in plan_batches([len(e.ids) for e in encoded], 4096, CALIBRATION_BATCH_ROWS)
+    ]
 
 
 #: Feed-forward down projections (BERT family, T5), left unquantized: their input is the GELU/ReLU
@@ -212,13 +207,13 @@ def write_graphs(
     """Write the fp32 and/or int8 IR into `target` (the int8 graph is quantized from the fp32 model)."""
     from instructembed.embedder import load_tokenizer
 
-    uses_type_ids = load_tokenizer(spec).uses_type_ids
+    tokenizer = load_tokenizer(spec)
     log.info("converting %s to OpenVINO", spec.root)
-    ov_model = convert(spec, allow_pickle, uses_type_ids)
+    ov_model = convert(spec, allow_pickle, tokenizer.uses_type_ids)
     if fp32:
         save(ov_model, target / FP32_FILE, fingerprint_hex)
     if int8:
         items = list(calibration) if calibration is not None else default_calibration()
-        feeds = calibration_batches(spec, items)
+        feeds = calibration_batches(tokenizer, items, [port.get_any_name() for port in ov_model.inputs])
         log.info("calibrating static int8 on %d texts (%d batches)", len(items), len(feeds))
         save(quantize_int8(ov_model, feeds), target / INT8_FILE, fingerprint_hex)
