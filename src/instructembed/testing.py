@@ -243,3 +243,36 @@ def cosines(a: Any, b: Any) -> Any:
     import numpy as np
 
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def embed_in_a_process_without_torch(export: Path, backend: str, inputs: list[Any], work: Path) -> Any:
+    """Load `export` on `backend` (its int8 graph, then fp32) in a child where `import torch` fails,
+    embed `inputs` there and return the vectors: proof that the runtime's extra alone suffices."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    import numpy as np
+
+    out = work / f"without-torch-{backend}.npy"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        import numpy as np
+        from instructembed import Embedder
+        Embedder.load({str(export)!r}, backend={backend!r}, quantize="int8")
+        got = Embedder.load({str(export)!r}, backend={backend!r}).embed({inputs!r})
+        assert sys.modules["torch"] is None
+        np.save({str(out)!r}, got)
+        """
+    )
+    src = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"the child without torch failed:\n{proc.stderr[-2000:]}")
+    return np.load(out)

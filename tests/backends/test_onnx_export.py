@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +15,13 @@ pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 from instructembed import CheckpointError, Embedder
 from instructembed.errors import MissingExtraError
 from instructembed.export import MANIFEST, export_onnx, fingerprint, read_manifest
-from instructembed.testing import build_checkpoint
+from instructembed.testing import build_checkpoint, embed_in_a_process_without_torch
 
 ITEMS = [
     ("Represent the Science title: ", "3D ActionSLAM"),
     "plain text",
     ("Represent the question: ", "why?"),
 ]
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")
@@ -120,27 +116,9 @@ def test_not_an_export_and_bad_out_dir(source: Path, tmp_path: Path) -> None:
 def test_export_loads_and_embeds_without_torch(exported: Path, tmp_path: Path) -> None:
     """The [onnx] extra alone: `import torch` fails in the child, and nothing may need it."""
     expected = Embedder.load(exported, backend="onnx").embed(ITEMS)
-    np.save(tmp_path / "expected.npy", expected)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["torch"] = None  # any `import torch` now raises ImportError
-        import numpy as np
-        from instructembed import Embedder
-        model = Embedder.load({str(exported)!r}, backend="onnx", quantize="int8")
-        model = Embedder.load({str(exported)!r}, backend="onnx")
-        got = model.embed({ITEMS!r})
-        np.testing.assert_allclose(got, np.load({str(tmp_path / "expected.npy")!r}), atol=1e-6)
-        assert sys.modules["torch"] is None
-        print("ok", got.shape)
-        """
-    )
-    env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "ok (3, 16)" in proc.stdout
+    got = embed_in_a_process_without_torch(exported, "onnx", ITEMS, tmp_path)
+    assert got.shape == (3, 16)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_missing_onnxruntime_names_the_extra(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
