@@ -8,7 +8,7 @@ Inputs (real text from ../shared/data, each with an instruction):
 
 Configurations: sentence-transformers fp32 (the baseline: `prompt=` with the Pooling module's
 `include_prompt=False`, so instruction tokens are not pooled, as INSTRUCTOR does), our torch fp32,
-torch bf16 (encoder weights cast), torch bf16 via autocast (fp32 weights), ONNX fp32, ONNX int8 (default coverage: FFN down
+torch fp32 through torch.compile (a trial: inductor, freezing on, dynamic shapes), torch bf16 (encoder weights cast), torch bf16 via autocast (fp32 weights), ONNX fp32, ONNX int8 (default coverage: FFN down
 projections fp32) and ONNX int8 with every matmul quantized; OpenVINO fp32 (f32 precision), OpenVINO
 bf16 (the fp32 graph run in bf16) and OpenVINO static int8 (NNCF, calibrated on the packaged set).
 sentence-transformers' own ONNX backend needs `optimum-onnx`, which pins transformers < 4.58; it is
@@ -49,6 +49,7 @@ CONFIGS = (
     "st-fp32",
     "st-onnx-int8",
     "torch-fp32",
+    "torch-fp32-compiled",
     "torch-bf16",
     "torch-bf16-autocast",
     "onnx-fp32",
@@ -93,6 +94,17 @@ def make_runner(name: str, model: str, cache_dir: Path) -> Runner | None:
 
     if name == "torch-fp32":
         e = Embedder.load(model)
+        return Runner(name, e.embed)
+    if name == "torch-fp32-compiled":
+        # A trial, not a feature: inductor with freezing (weights prepacked for oneDNN, pointwise ops
+        # fused into the matmuls), dynamic shapes so every batch shape reuses one compilation.
+        import torch
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True
+        e = Embedder.load(model)
+        assert e.model is not None
+        e.model.encoder = torch.compile(e.model.encoder, dynamic=True)
         return Runner(name, e.embed)
     if name == "torch-bf16":
         e = Embedder.load(model, dtype="bfloat16")
@@ -375,7 +387,7 @@ def main() -> None:
         f"FLOPs/token: {matmul_flops / 1e6:.1f} M matmul (2 x non-embedding params) + "
         f"{attn_flops / 1e6:.1f} M attention (short set, mean length {mean_padded:.1f})"
     )
-    for name in ("torch-fp32", "onnx-fp32", "openvino-fp32"):
+    for name in ("torch-fp32", "torch-fp32-compiled", "onnx-fp32", "openvino-fp32"):
         for key in sets:
             if (name, key) in best:
                 tps = tokens[key] / best[name, key]
