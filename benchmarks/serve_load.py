@@ -147,6 +147,9 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]
     command += ["--batch-tokens", str(args.batch_tokens)]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    for option in ("backend", "quantize", "dtype"):
+        if getattr(args, option):
+            command += [f"--{option}", getattr(args, option)]
     process = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -211,11 +214,13 @@ async def run_phase(
     return latencies
 
 
-def load_embedder(model: str, threads: int | None) -> Any:
+def load_embedder(args: argparse.Namespace) -> Any:
     from instructembed.embedder import Embedder
 
-    options: dict[str, Any] = {} if threads is None else {"threads": threads}
-    return Embedder.load(model, **options)
+    options: dict[str, Any] = {"backend": args.backend, "quantize": args.quantize, "dtype": args.dtype}
+    if args.threads is not None:
+        options["threads"] = args.threads
+    return Embedder.load(args.model, **options)
 
 
 def in_process_items_per_s(embedder: Any, items: list[Any]) -> float:
@@ -255,7 +260,12 @@ def main() -> None:
     parser.add_argument("--max-queue-items", type=int, default=16384)
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="server: wait to fill a batch")
     parser.add_argument("--batch-tokens", type=int, default=16384, help="server: token budget per batch")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for server and baseline")
+    parser.add_argument("--threads", type=int, default=None, help="threads for server and baseline")
+    parser.add_argument(
+        "--backend", default=None, help="torch (default), onnx or openvino: server and baseline"
+    )
+    parser.add_argument("--quantize", default=None, help="int8 on the onnx/openvino backends")
+    parser.add_argument("--dtype", default=None, help="bfloat16 on the torch/openvino backends")
     parser.add_argument(
         "--soak", type=float, default=None, metavar="MINUTES", help="one long phase at the first concurrency"
     )
@@ -264,7 +274,7 @@ def main() -> None:
     args = parser.parse_args()
 
     items = corpus(args.corpus)
-    embedder = load_embedder(args.model, args.threads)
+    embedder = load_embedder(args)
     embedder.embed([as_embed_input(item) for item in items[:64]])  # warm up
     sample = items[: args.baseline_items]
 

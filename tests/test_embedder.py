@@ -175,6 +175,19 @@ def test_truncation_is_logged_once(tiny_bert_dir: Path, caplog: pytest.LogCaptur
     assert model.token_counts(["word " * 50]) == [52]
 
 
+@pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_t5_dir"])
+def test_tokenize_once_then_embed_matches_embed(fixture: str, request: pytest.FixtureRequest) -> None:
+    """The server's path: one tokenization gives both the counts and the rows it embeds."""
+    model = Embedder.load(request.getfixturevalue(fixture), max_seq_length=16)
+    inputs = [*PAIRS, "word " * 40, ("Represent the title: ", "word " * 30), "short"]
+    rows = model.tokenize(inputs)
+    assert [row.n_tokens for row in rows] == model.token_counts(inputs)
+    assert [row.truncated for row in rows] == [n > 16 for n in model.token_counts(inputs)]
+    assert all(len(row.ids) <= 16 for row in rows)
+    np.testing.assert_array_equal(model.embed_tokenized(rows), model.embed(inputs))
+    assert model.embed_tokenized([]).shape == (0, model.dimension)
+
+
 def test_lower_case_checkpoint_lowercases_text(tmp_path: Path) -> None:
     from instructembed.testing import build_checkpoint
 

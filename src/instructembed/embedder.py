@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,8 @@ from instructembed.checkpoint import (
     resolve_model_dir,
 )
 from instructembed.errors import InstructEmbedError
-from instructembed.inputs import EmbedInput, Item, to_items
-from instructembed.tokenize import InstructionTokenizer
+from instructembed.inputs import EmbedInput, to_items
+from instructembed.tokenize import Encoded, InstructionTokenizer
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the ONNX path
     from instructembed.model import EmbeddingModel
@@ -76,6 +76,7 @@ class Embedder:
         self.name = name
         self.model = model  # the torch module, when the backend has one (training, save)
         self.config = config or EmbedConfig()
+        self._warned_truncation = False
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -185,17 +186,31 @@ class Embedder:
 
     def embed(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> np.ndarray:
         """Embed texts or (instruction, text) pairs -> float32 (N, D), rows in input order."""
-        return self.embed_items(to_items(inputs, instruction))
+        return self.embed_tokenized(self.tokenize(inputs, instruction=instruction))
 
-    def embed_items(self, items: list[Item]) -> np.ndarray:
-        out = np.empty((len(items), self.dimension), dtype=np.float32)
-        if not items:
+    def tokenize(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> list[Encoded]:
+        """Tokenize once, embed later: rows for `embed_tokenized`, each with `n_tokens`, its length
+        before truncation (what `token_counts` gives). The server counts and embeds from one pass."""
+        return self.tokenizer.encode(to_items(inputs, instruction))
+
+    def embed_tokenized(self, encoded: Sequence[Encoded]) -> np.ndarray:
+        """Embed rows from `tokenize` -> float32 (N, D), rows in input order. Uses no tokenizer, so it
+        may run in one thread while another tokenizes."""
+        out = np.empty((len(encoded), self.dimension), dtype=np.float32)
+        if not encoded:
             return out
-        encoded = self.tokenizer.encode(items)
+        truncated = sum(e.truncated for e in encoded)
+        if truncated and not self._warned_truncation:
+            self._warned_truncation = True
+            log.warning(
+                "%d input(s) longer than max_seq_length=%d tokens were truncated (this is said once)",
+                truncated,
+                self.max_seq_length,
+            )
         batches = plan_batches(
             [len(e.ids) for e in encoded], self.config.token_budget, self.config.max_batch_size
         )
-        progress = _progress(len(items), self.config.show_progress)
+        progress = _progress(len(encoded), self.config.show_progress)
         for indices in batches:
             batch = collate(
                 [encoded[i] for i in indices], indices, self.tokenizer.pad_id, self.tokenizer.uses_type_ids

@@ -16,7 +16,6 @@ The pooling mask itself is built per batch in `batching.collate` from `Encoded.n
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +23,6 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from instructembed.inputs import Item
-
-log = logging.getLogger(__name__)
 
 _INSTRUCTION_CACHE_LIMIT = 65536
 
@@ -38,6 +35,11 @@ class Encoded:
     type_ids: list[int]
     n_masked: int  # leading positions (the instruction) that mean pooling skips
     truncated: bool
+    n_tokens: int = -1  # tokens before truncation, special tokens included; -1 = len(ids)
+
+    def __post_init__(self) -> None:
+        if self.n_tokens < 0:
+            object.__setattr__(self, "n_tokens", len(self.ids))
 
 
 def join_instruction(item: Item, lower: bool) -> tuple[str, str | None]:
@@ -81,7 +83,6 @@ class InstructionTokenizer:
         self._full.no_padding()
         self._full.no_truncation()
         self._instruction_lengths: dict[str, int] = {}
-        self._warned_truncation = False
 
     def instruction_length(self, instructions: Sequence[str]) -> list[int]:
         """Pooling offsets for stripped instructions: len(tokens incl. specials) - 1, or 0 if that is <= 1."""
@@ -95,30 +96,27 @@ class InstructionTokenizer:
         return [self._instruction_lengths[s] for s in instructions]
 
     def encode(self, items: Sequence[Item]) -> list[Encoded]:
+        """Rows as the encoder sees them (truncated), each with its pooling offset and its length
+        before truncation."""
         joined = [join_instruction(item, self.do_lower_case) for item in items]
         encodings = self._truncating.encode_batch([j for j, _ in joined])
         instructions = [i for _, i in joined if i is not None]
         offsets = iter(self.instruction_length(instructions))
+        # Lengths before truncation (for limits and usage): only truncated rows need a second pass.
+        long_rows = [i for i, enc in enumerate(encodings) if enc.overflowing]
+        full = dict(zip(long_rows, self._full_lengths([joined[i][0] for i in long_rows]), strict=True))
         out: list[Encoded] = []
-        n_truncated = 0
-        for (_, instruction), enc in zip(joined, encodings, strict=True):
+        for row, ((_, instruction), enc) in enumerate(zip(joined, encodings, strict=True)):
             ids = list(enc.ids)
             n_masked = next(offsets) if instruction is not None else 0
             # INSTRUCTOR asserts here; we keep at least the last token so the mean is defined.
             n_masked = min(n_masked, len(ids) - 1)
-            truncated = len(enc.overflowing) > 0
-            n_truncated += truncated
-            out.append(Encoded(ids, list(enc.type_ids), n_masked, truncated))
-        if n_truncated and not self._warned_truncation:
-            self._warned_truncation = True
-            log.warning(
-                "%d input(s) longer than max_seq_length=%d tokens were truncated (this is said once)",
-                n_truncated,
-                self.max_seq_length,
-            )
+            out.append(Encoded(ids, list(enc.type_ids), n_masked, row in full, full.get(row, len(ids))))
         return out
 
     def token_counts(self, items: Sequence[Item]) -> list[int]:
         """Tokens per row *before* truncation, special tokens included (what a limit check needs)."""
-        joined = [join_instruction(item, self.do_lower_case)[0] for item in items]
-        return [len(enc.ids) for enc in self._full.encode_batch(joined)]
+        return self._full_lengths([join_instruction(item, self.do_lower_case)[0] for item in items])
+
+    def _full_lengths(self, joined: Sequence[str]) -> list[int]:
+        return [len(enc.ids) for enc in self._full.encode_batch(list(joined))] if joined else []

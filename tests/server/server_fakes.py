@@ -6,6 +6,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,11 +14,17 @@ from instructembed.server import ServerSettings, create_app
 from instructembed.server.testing import ThreadedServer
 
 
+@dataclass(frozen=True)
+class FakeRow:
+    item: str | tuple[str, str]
+    n_tokens: int
+
+
 class FakeEmbedder:
     """Deterministic: each row depends only on its own (instruction, text), like the real thing.
 
-    Tokens = words + 2 (special tokens), instruction words included; `delay` seconds per embed call
-    makes batching and cancellation observable.
+    Tokens = words + 2 (special tokens), instruction words included; `delay` seconds per
+    `embed_tokenized` call makes batching and cancellation observable.
     """
 
     def __init__(
@@ -51,44 +58,49 @@ class FakeEmbedder:
         with self.lock:
             self.busy.discard(method)
 
-    def embed(self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None) -> np.ndarray:
-        self._enter("embed")
+    def tokenize(
+        self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None
+    ) -> list[FakeRow]:
+        self._enter("tokenize")
+        try:
+            rows = []
+            for item in inputs:
+                instr, text = self._pair(item)
+                count = len(text.split()) + (len(instr.split()) if instr else 0) + 2
+                rows.append(FakeRow(item, count))
+            return rows
+        finally:
+            self._leave("tokenize")
+
+    def embed_tokenized(self, encoded: Sequence[FakeRow]) -> np.ndarray:
+        self._enter("embed_tokenized")
         try:
             if self.delay:
                 time.sleep(self.delay)
             with self.lock:
-                self.calls.append(list(inputs))
-            rows = []
-            for item in inputs:
-                instr, text = self._pair(item)
+                self.calls.append([row.item for row in encoded])
+            vectors = []
+            for row in encoded:
+                instr, text = self._pair(row.item)
                 if text == "__explode__":
                     raise ValueError("the fake refuses __explode__")
                 digest = hashlib.sha256(f"{instr}\x00{text}".encode()).digest()
-                row = (
+                vector = (
                     np.frombuffer(digest[: 4 * self.dimension], dtype=np.uint8)[: self.dimension].astype(
                         np.float32
                     )
                     - 127.5
                 )
                 if self.normalized:
-                    row = row / np.linalg.norm(row)
-                rows.append(row)
-            return np.asarray(rows, dtype=np.float32).reshape(len(rows), self.dimension)
+                    vector = vector / np.linalg.norm(vector)
+                vectors.append(vector)
+            return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dimension)
         finally:
-            self._leave("embed")
+            self._leave("embed_tokenized")
 
-    def token_counts(
-        self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None
-    ) -> list[int]:
-        self._enter("token_counts")
-        try:
-            counts = []
-            for item in inputs:
-                instr, text = self._pair(item)
-                counts.append(len(text.split()) + (len(instr.split()) if instr else 0) + 2)
-            return counts
-        finally:
-            self._leave("token_counts")
+    def embed(self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None) -> np.ndarray:
+        """The vectors the server should return for `inputs` (tests compare against these)."""
+        return self.embed_tokenized(self.tokenize(inputs))
 
 
 def start_server(embedder: object, settings: ServerSettings | None = None) -> ThreadedServer:

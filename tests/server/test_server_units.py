@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from server_fakes import FakeEmbedder
+from server_fakes import FakeEmbedder, FakeRow
 
 from instructembed.server.batcher import Batcher, ModelRunner
 from instructembed.server.errors import ErrorKind, ServerError, param_from_loc
@@ -82,21 +82,21 @@ def test_parse_items_forms() -> None:
 
 
 class GatedEmbedder(FakeEmbedder):
-    """Blocks inside `embed` until released, so tests control what is queued while the model runs."""
+    """Blocks inside `embed_tokenized` until released, so tests control what is queued while the model runs."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def embed(self, inputs, *, instruction=None):  # type: ignore[no-untyped-def,override]
+    def embed_tokenized(self, encoded):  # type: ignore[no-untyped-def,override]
         self.entered.set()
         self.release.wait(10)
-        return super().embed(inputs, instruction=instruction)
+        return super().embed_tokenized(encoded)
 
 
-def _items(*texts: str) -> list[ServedItem]:
-    return [ServedItem(None, t) for t in texts]
+def _items(*texts: str) -> list[FakeRow]:
+    return FakeEmbedder().tokenize(list(texts))
 
 
 def test_batcher_batches_across_jobs_by_token_budget_and_drops_abandoned_jobs() -> None:

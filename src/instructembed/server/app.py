@@ -33,7 +33,7 @@ def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if hasattr(embedder, "embed"):
+        if hasattr(embedder, "embed_tokenized"):
             loaded: EmbedderLike = embedder  # type: ignore[assignment]
         else:
             loaded = await asyncio.to_thread(embedder)  # type: ignore[operator]

@@ -1,9 +1,10 @@
 """Dynamic batching across requests: one bounded queue, one worker, the model off the event loop.
 
-A request becomes a `Job` (its items and their token costs). The worker takes items from the front
+A request becomes a `Job` (its tokenized items and their token costs). The worker takes items from the front
 of the queue (across jobs) until the batch's token budget is spent, runs `embed` once on them in
 the model thread, and copies each row back into its job; a job's future resolves when all its rows
-are in. Token counting (for limits and the budget) runs in a thread of its own, beside the model.
+are in. Tokenizing (which also counts tokens, for limits and the budget) runs in a thread of its own,
+beside the model, once per item: the model thread embeds the tokenized rows.
 
 Limits: `submit` refuses at once (429) when the queue cannot take the whole request; a job whose
 client went away is dropped (its unscheduled items never run); `close` drains what is queued.
@@ -20,19 +21,27 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from instructembed.server.errors import ErrorKind, ServerError
 from instructembed.server.metrics import ServerMetrics
-from instructembed.server.schemas import ServedItem
 from instructembed.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
 EmbedInput = str | tuple[str, str]
 T = TypeVar("T")
+
+
+class TokenizedRow(Protocol):
+    """One input after `EmbedderLike.tokenize`; the server reads only its length."""
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens before truncation, special tokens included."""
+        ...
 
 
 class EmbedderLike(Protocol):
@@ -43,18 +52,21 @@ class EmbedderLike(Protocol):
     name: str
     normalized: bool
 
-    def embed(self, inputs: Sequence[EmbedInput], *, instruction: str | None = None) -> np.ndarray: ...
+    def tokenize(
+        self, inputs: Sequence[EmbedInput], *, instruction: str | None = None
+    ) -> Sequence[TokenizedRow]: ...
 
-    def token_counts(self, inputs: Sequence[EmbedInput], *, instruction: str | None = None) -> list[int]: ...
+    def embed_tokenized(self, encoded: Sequence[Any]) -> np.ndarray: ...
 
 
 class ModelRunner:
-    """Runs embedder calls off the event loop: `embed` in one model thread, `token_counts` in another.
+    """Runs embedder calls off the event loop: `embed_tokenized` in one model thread, `tokenize` in
+    another.
 
-    One thread each, so neither method ever runs concurrently with itself; counting runs while the
-    model works, so new requests are checked and queued (or refused) without waiting for a batch.
-    This needs `token_counts` to be safe alongside `embed`, which `Embedder` guarantees by counting
-    with its own copy of the tokenizer.
+    One thread each, so neither method ever runs concurrently with itself; tokenizing runs while the
+    model works, so new requests are counted and queued (or refused) without waiting for a batch.
+    This needs `tokenize` to be safe alongside `embed_tokenized`, which `Embedder` guarantees:
+    `embed_tokenized` does not touch the tokenizer.
     """
 
     def __init__(self, embedder: EmbedderLike) -> None:
@@ -62,17 +74,17 @@ class ModelRunner:
         self._model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instructembed-model")
         self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instructembed-tokens")
 
-    async def embed(self, inputs: list[EmbedInput]) -> np.ndarray:
+    async def embed(self, rows: list[Any]) -> np.ndarray:
         def run() -> np.ndarray:
             try:
-                return self.embedder.embed(inputs)
+                return self.embedder.embed_tokenized(rows)
             finally:
                 release_free_memory()
 
         return await _in(self._model, run)
 
-    async def token_counts(self, inputs: list[EmbedInput]) -> list[int]:
-        return await _in(self._counter, lambda: list(self.embedder.token_counts(inputs)))
+    async def tokenize(self, inputs: list[EmbedInput]) -> list[TokenizedRow]:
+        return await _in(self._counter, lambda: list(self.embedder.tokenize(inputs)))
 
     def close(self) -> None:
         self._counter.shutdown(wait=True)
@@ -110,7 +122,7 @@ async def _in(executor: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
 class Job:
     """One request's items on their way through the queue."""
 
-    items: list[ServedItem]
+    items: list[Any]  # tokenized rows, as `EmbedderLike.tokenize` made them
     costs: list[int]  # tokens per item after truncation: what the batch budget counts
     future: asyncio.Future[np.ndarray]
     next_item: int = 0  # first item not yet handed to a batch
@@ -172,7 +184,7 @@ class Batcher:
                 f"{self.settings.max_queue_items}); retry after a short pause",
             )
 
-    def submit(self, items: list[ServedItem], costs: list[int]) -> Job:
+    def submit(self, items: list[Any], costs: list[int]) -> Job:
         """Queue a request's items, or refuse at once when the queue cannot take them all."""
         self.check_room(len(items))
         job = Job(items, costs, asyncio.get_running_loop().create_future())
@@ -278,7 +290,7 @@ class Batcher:
         return batch
 
     async def _run(self, batch: _Batch) -> None:
-        inputs = [item.to_embed_input() for s in batch.slices for item in s.job.items[s.start : s.stop]]
+        inputs = [item for s in batch.slices for item in s.job.items[s.start : s.stop]]
         started = time.perf_counter()
         try:
             vectors = await self.runner.embed(inputs)  # (N, D)

@@ -38,17 +38,17 @@ class ServerState:
     async def embed(self, request: Request, items: list[ServedItem]) -> tuple[np.ndarray, int]:
         """Embed one request's items through the shared queue: (vectors (N, D), prompt tokens).
 
-        Watches the connection from the start, so a client that leaves while its tokens are being
-        counted never reaches the queue, and one that leaves while queued is dropped from it.
+        Watches the connection from the start, so a client that leaves while its items are being
+        tokenized never reaches the queue, and one that leaves while queued is dropped from it.
         """
         self.batcher.check_room(len(items))  # a full queue answers 429 before any tokenizing
         gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
         try:
-            costs = await self._costs(items)
+            rows, costs = await self._tokenize(items)
             if gone.done():
                 self.metrics.dropped_items.inc(len(items))
                 raise ServerError(ErrorKind.CLIENT_GONE, "the client closed the connection")
-            job = self.batcher.submit(items, costs)
+            job = self.batcher.submit(rows, costs)
             waiting: set[asyncio.Future[Any]] = {job.future, gone}
             try:
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -63,12 +63,14 @@ class ServerState:
         finally:
             gone.cancel()
 
-    async def _costs(self, items: list[ServedItem]) -> list[int]:
-        """Tokens per item after truncation; refuses over-long items when the policy says so."""
+    async def _tokenize(self, items: list[ServedItem]) -> tuple[list[Any], list[int]]:
+        """Tokenized rows and tokens per item after truncation (tokenized once: the model thread
+        embeds these rows); refuses over-long items when the policy says so."""
         limit = self.embedder.max_seq_length
-        counts = await self.runner.token_counts([item.to_embed_input() for item in items])
-        if len(counts) != len(items):
-            raise RuntimeError(f"token_counts returned {len(counts)} counts for {len(items)} inputs")
+        rows = await self.runner.tokenize([item.to_embed_input() for item in items])
+        if len(rows) != len(items):
+            raise RuntimeError(f"tokenize returned {len(rows)} rows for {len(items)} inputs")
+        counts = [row.n_tokens for row in rows]
         if self.settings.overlong is OverlongPolicy.REJECT:
             for index, count in enumerate(counts):
                 if count > limit:
@@ -78,7 +80,7 @@ class ServerState:
                         "(this server rejects over-long inputs instead of truncating): shorten it",
                         param=f"input[{index}]",
                     )
-        return [min(count, limit) for count in counts]
+        return rows, [min(count, limit) for count in counts]
 
     def authorize(self, request: Request) -> None:
         key = self.settings.api_key
