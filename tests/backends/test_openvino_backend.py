@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 pytest.importorskip("nncf", reason="the [openvino] extra is not installed")
 
-from instructembed import CheckpointError, EmbedConfig, Embedder
+from instructembed import CheckpointError, Embedder
 from instructembed.backends import physical_cores
 from instructembed.errors import InputFileError, MissingExtraError
 from instructembed.export import MANIFEST, export_model, export_onnx, read_manifest
@@ -29,37 +29,16 @@ CALIBRATION = [
 
 
 @pytest.fixture(scope="module")
-def tiny_ov(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ov") / "tiny-bert"
-    return export_model(tiny_bert_dir, out, formats=["openvino"], int8=True)
-
-
-@pytest.fixture(scope="module")
 def minilm_ov(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ov") / "minilm"
     return export_model("all-MiniLM-L6-v2", out, formats=["openvino"], int8=True)
 
 
-def test_fp32_matches_torch_with_mixed_instructions(tiny_bert_dir: Path, tiny_ov: Path) -> None:
-    expected = Embedder.load(tiny_bert_dir).embed(MIXED)
-    model = Embedder.load(tiny_ov, backend="openvino")
-    got = model.embed(MIXED)
-    assert got.dtype == np.float32 and got.shape == expected.shape == (len(MIXED), 16)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert model.info()["backend"] == "openvino" and model.info()["precision"] == "fp32"
-    assert model.backend.settings.precision == "f32"  # type: ignore[attr-defined]
-
-
-def test_mixed_instructions_in_one_batch_equal_one_by_one(tiny_ov: Path) -> None:
-    together = Embedder.load(tiny_ov, backend="openvino", config=EmbedConfig(token_budget=1 << 20))
-    alone = Embedder.load(tiny_ov, backend="openvino", config=EmbedConfig(max_batch_size=1))
-    np.testing.assert_allclose(together.embed(MIXED), alone.embed(MIXED), atol=1e-5)
-    a, b = together.embed([("Represent the title: ", "same text"), ("Represent the question: ", "same text")])
-    assert not np.allclose(a, b, atol=1e-4)
-
-
 def test_int8_and_bf16_run_and_stay_close_on_tiny(tiny_ov: Path) -> None:
-    fp32 = Embedder.load(tiny_ov, backend="openvino").embed(MIXED)
+    """(Parity with torch, mixed instructions, T5 and the shared input contract: test_backend_contract.py.)"""
+    fp32_model = Embedder.load(tiny_ov, backend="openvino")
+    assert fp32_model.backend.settings.precision == "f32"  # type: ignore[attr-defined]
+    fp32 = fp32_model.embed(MIXED)
     int8_model = Embedder.load(tiny_ov, backend="openvino", quantize="int8")
     assert int8_model.backend.settings.precision == "bf16"  # type: ignore[attr-defined]
     assert int8_model.info()["precision"] in (
@@ -74,33 +53,6 @@ def test_int8_and_bf16_run_and_stay_close_on_tiny(tiny_ov: Path) -> None:
     f32_rest = Embedder.load(tiny_ov, backend="openvino", quantize="int8", dtype="float32")
     assert f32_rest.backend.settings.precision == "f32"  # type: ignore[attr-defined]
     assert cosines(f32_rest.embed(MIXED), fp32).min() > 0.9
-
-
-def test_t5_encoder_converts_and_matches(tiny_t5_dir: Path, tmp_path: Path) -> None:
-    out = export_model(tiny_t5_dir, tmp_path / "t5-ov", formats=["openvino"])
-    model = Embedder.load(out, backend="openvino")
-    assert "token_type_ids" not in model.backend.input_names  # type: ignore[attr-defined]
-    np.testing.assert_allclose(model.embed(MIXED), Embedder.load(tiny_t5_dir).embed(MIXED), atol=1e-5)
-
-
-def test_same_inputs_same_errors_same_return_type(tiny_bert_dir: Path, tiny_ov: Path) -> None:
-    torch_model = Embedder.load(tiny_bert_dir)
-    for model in (
-        Embedder.load(tiny_ov, backend="openvino"),
-        Embedder.load(tiny_ov, backend="openvino", quantize="int8"),
-    ):
-        empty = model.embed([])
-        assert empty.shape == (0, 16) and empty.dtype == np.float32
-        with pytest.raises(TypeError, match="wrap it in a list"):
-            model.embed("a single string")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="exactly"):
-            model.embed([("a", "b", "c")])
-        shared = model.embed(["x", "y"], instruction="Represent the title: ")
-        np.testing.assert_array_equal(
-            shared, model.embed([("Represent the title: ", "x"), ("Represent the title: ", "y")])
-        )
-        assert model.token_counts(["hello world"]) == torch_model.token_counts(["hello world"])
-        assert model.info()["dimension"] == torch_model.info()["dimension"]
 
 
 def test_checkpoint_is_converted_once_into_the_cache(tiny_bert_dir: Path, tmp_path: Path) -> None:
