@@ -69,100 +69,92 @@ class SharedCache:
         return np.stack([rows[item] for item in items]) if items else np.zeros((0, 0), dtype=np.float32)
 
 
-def mteb_dataset(task: Task, data: TaskData) -> Any:
-    """Our parsed data in the layout mteb's task class reads."""
+def _splits(**splits: dict[str, list[Any]]) -> Any:
+    """A DatasetDict with one Dataset per split, each from its columns."""
     from datasets import Dataset, DatasetDict
 
+    return DatasetDict({name: Dataset.from_dict(columns) for name, columns in splits.items()})
+
+
+def _retrieval(
+    corpus: dict[str, list[str]],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    top_ranked: dict[str, list[str]] | None,
+) -> dict[str, Any]:
+    """The layout mteb's retrieval and reranking task classes read (one subset, one test split)."""
+    from datasets import Dataset
+
+    split = {
+        "corpus": Dataset.from_dict(corpus),
+        "queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
+        "relevant_docs": qrels,
+        "top_ranked": top_ranked,
+    }
+    return {"default": {"test": split}}
+
+
+def _reranking(data: RerankingData) -> dict[str, Any]:
+    """Candidates become a corpus of unique texts; each query's candidates its top-ranked list."""
+    doc_id: dict[str, str] = {}
+    queries, qrels, top = {}, {}, {}
+    for i, q in enumerate(data.queries):
+        qid = f"q{i}"
+        for text in q.candidates:
+            doc_id.setdefault(text, f"d{len(doc_id)}")
+        queries[qid] = q.query
+        qrels[qid] = {doc_id[t]: 1 for t, lab in zip(q.candidates, q.labels, strict=True) if lab > 0}
+        top[qid] = [doc_id[t] for t in q.candidates]
+    corpus = {"id": list(doc_id.values()), "text": list(doc_id), "title": ["" for _ in doc_id]}
+    return _retrieval(corpus, queries, qrels, top)
+
+
+def mteb_dataset(task: Task, data: TaskData) -> Any:
+    """Our parsed data in the layout mteb's task class reads."""
     if isinstance(data, STSData):
-        return DatasetDict(
-            {
-                "test": Dataset.from_dict(
-                    {
-                        "sentence1": list(data.sentences1),
-                        "sentence2": list(data.sentences2),
-                        "score": list(data.scores),
-                    }
-                )
+        return _splits(
+            test={
+                "sentence1": list(data.sentences1),
+                "sentence2": list(data.sentences2),
+                "score": list(data.scores),
             }
         )
     if isinstance(data, PairData):
-        return DatasetDict(
-            {
-                "test": Dataset.from_dict(
-                    {
-                        "sentence1": list(data.sentences1),
-                        "sentence2": list(data.sentences2),
-                        "labels": list(data.labels),
-                    }
-                )
+        return _splits(
+            test={
+                "sentence1": list(data.sentences1),
+                "sentence2": list(data.sentences2),
+                "labels": list(data.labels),
             }
         )
     if isinstance(data, ClassificationData):
-        return DatasetDict(
-            {
-                "train": Dataset.from_dict(
-                    {"text": list(data.train_texts), "label": list(data.train_labels)}
-                ),
-                "test": Dataset.from_dict({"text": list(data.test_texts), "label": list(data.test_labels)}),
-            }
+        return _splits(
+            train={"text": list(data.train_texts), "label": list(data.train_labels)},
+            test={"text": list(data.test_texts), "label": list(data.test_labels)},
         )
     if isinstance(data, ClusteringData):
-        return DatasetDict(
-            {
-                "test": Dataset.from_dict(
-                    {
-                        "sentences": [list(t) for t, _ in data.sets],
-                        "labels": [list(lab) for _, lab in data.sets],
-                    }
-                )
-            }
+        return _splits(
+            test={"sentences": [list(t) for t, _ in data.sets], "labels": [list(lab) for _, lab in data.sets]}
         )
     if isinstance(data, SummarizationData):
-        return DatasetDict(
-            {
-                "test": Dataset.from_dict(
-                    {
-                        "text": ["" for _ in data.groups],
-                        "human_summaries": [list(g.references) for g in data.groups],
-                        "machine_summaries": [list(g.summaries) for g in data.groups],
-                        "relevance": [list(g.scores) for g in data.groups],
-                    }
-                )
+        groups = data.groups
+        return _splits(
+            test={
+                "text": ["" for _ in groups],
+                "human_summaries": [list(g.references) for g in groups],
+                "machine_summaries": [list(g.summaries) for g in groups],
+                "relevance": [list(g.scores) for g in groups],
             }
         )
     if isinstance(data, RetrievalData):
-        split = {
-            "corpus": Dataset.from_dict(
-                {
-                    "id": list(data.corpus),
-                    "title": [t for t, _ in data.corpus.values()],
-                    "text": [x for _, x in data.corpus.values()],
-                }
-            ),
-            "queries": Dataset.from_dict({"id": list(data.queries), "text": list(data.queries.values())}),
-            "relevant_docs": {q: dict(r) for q, r in data.qrels.items()},
-            "top_ranked": None,
+        corpus = {
+            "id": list(data.corpus),
+            "title": [t for t, _ in data.corpus.values()],
+            "text": [x for _, x in data.corpus.values()],
         }
-        return {"default": {"test": split}}
+        return _retrieval(corpus, dict(data.queries), {q: dict(r) for q, r in data.qrels.items()}, None)
     if isinstance(data, RerankingData):
-        doc_id: dict[str, str] = {}
-        queries, qrels, top = {}, {}, {}
-        for i, q in enumerate(data.queries):
-            qid = f"q{i}"
-            for text in q.candidates:
-                doc_id.setdefault(text, f"d{len(doc_id)}")
-            queries[qid] = q.query
-            qrels[qid] = {doc_id[t]: 1 for t, lab in zip(q.candidates, q.labels, strict=True) if lab > 0}
-            top[qid] = [doc_id[t] for t in q.candidates]
-        split = {
-            "corpus": Dataset.from_dict(
-                {"id": list(doc_id.values()), "text": list(doc_id), "title": ["" for _ in doc_id]}
-            ),
-            "queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
-            "relevant_docs": qrels,
-            "top_ranked": top,
-        }
-        return {"default": {"test": split}}
+        return _reranking(data)
     raise TypeError(f"no mteb layout for {type(data).__name__}")
 
 
