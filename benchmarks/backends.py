@@ -19,7 +19,8 @@ configuration in turn (interleaved, so a noisy neighbour slows all of them alike
 counts. Peak RSS is measured in a fresh subprocess per configuration (load + embed 256 rows of each set).
 Roofline: the best torch fp32 GEMM rate on MiniLM-sized shapes (measured in every round, best
 counts), against FLOPs/token =
-2 x non-embedding parameters (the matmuls) + 4 x layers x hidden x mean padded length (attention).
+2 x the weight matrices every token goes through (not the embedding tables, not BERT's once-per-row
+pooler) + 4 x layers x hidden x mean padded length (attention).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from roofline import attention_flops_per_token, gemm_rate, matmul_flops_per_token
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -104,7 +107,7 @@ def make_runner(name: str, model: str, cache_dir: Path) -> Runner | None:
         inductor.freezing = True
         e = Embedder.load(model)
         assert e.model is not None
-        e.model.encoder = torch.compile(e.model.encoder, dynamic=True)
+        e.model.encoder = torch.compile(e.model.encoder, dynamic=True)  # type: ignore[assignment]
         return Runner(name, e.embed)
     if name == "torch-bf16":
         e = Embedder.load(model, dtype="bfloat16")
@@ -162,7 +165,7 @@ def make_runner(name: str, model: str, cache_dir: Path) -> Runner | None:
                 return None
         for module in st:
             if hasattr(module, "include_prompt"):
-                module.include_prompt = False
+                setattr(module, "include_prompt", False)  # noqa: B010
 
         def st_embed(items: list[tuple[str, str]]) -> np.ndarray:
             # All items of one call share an instruction here (one per data set).
@@ -177,40 +180,14 @@ def make_runner(name: str, model: str, cache_dir: Path) -> Runner | None:
 
 
 # ------------------------------------------------------------------------------------------- roofline
-def gemm_rate(dtype_name: str = "float32", tokens: int = 4096, seconds: float = 1.5) -> float:
-    """Best GFLOP/s of (tokens, 384) x (384, 1536) and (tokens, 1536) x (1536, 384) in torch."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    best = 0.0
-    for k, n in ((384, 1536), (1536, 384), (384, 384)):
-        a = torch.randn(tokens, k, dtype=dtype)
-        b = torch.randn(k, n, dtype=dtype)
-        for _ in range(3):
-            a @ b
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3:
-            t0 = time.perf_counter()
-            a @ b
-            dt = time.perf_counter() - t0
-            best = max(best, 2 * tokens * k * n / dt / 1e9)
-            reps += 1
-    return best
-
-
 def model_flops_per_token(model: str, mean_padded: float) -> tuple[float, float]:
-    """(matmul FLOPs/token = 2 x non-embedding params, attention FLOPs/token at this padded length)."""
+    """(matmul FLOPs/token, attention FLOPs/token at this padded length): see roofline.py."""
     from instructembed import Embedder
 
     e = Embedder.load(model)
     assert e.model is not None
     encoder: Any = e.model.encoder
-    linear = sum(
-        p.numel() for name, p in encoder.named_parameters() if "embeddings" not in name and p.dim() == 2
-    )
-    cfg = encoder.config
-    attention = 4 * cfg.num_hidden_layers * cfg.hidden_size * mean_padded
-    return 2.0 * linear, attention
+    return matmul_flops_per_token(encoder), attention_flops_per_token(encoder.config, mean_padded)
 
 
 # ------------------------------------------------------------------------------------------- rss
@@ -384,7 +361,7 @@ def main() -> None:
         f"bf16 {bf16_rate:.0f} GFLOP/s ({bf16_rate / fp32_rate:.2f}x)"
     )
     print(
-        f"FLOPs/token: {matmul_flops / 1e6:.1f} M matmul (2 x non-embedding params) + "
+        f"FLOPs/token: {matmul_flops / 1e6:.1f} M matmul (2 x per-token weight params, roofline.py) + "
         f"{attn_flops / 1e6:.1f} M attention (short set, mean length {mean_padded:.1f})"
     )
     for name in ("torch-fp32", "torch-fp32-compiled", "onnx-fp32", "openvino-fp32"):

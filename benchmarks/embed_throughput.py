@@ -6,8 +6,9 @@ ratios hold on a noisy machine even when the absolute figures move.
 
     .venv/bin/python benchmarks/embed_throughput.py [--repeats 3] [--limit N]
 
-FLOPs per token = 2 x the encoder's non-embedding parameters (attention-score FLOPs left out, so the
-roofline fraction is slightly understated for long texts).
+Roofline (roofline.py, shared with backends.py): FLOPs per token = 2 x the weight matrices every token
+goes through (attention-score FLOPs left out, so the fraction is slightly understated for long
+texts) against the best fp32 GEMM rate on MiniLM-sized shapes.
 """
 
 from __future__ import annotations
@@ -24,31 +25,10 @@ from instructembed import Embedder
 from instructembed.batching import collate
 from instructembed.eval.loaders import load_scifact, load_stsbenchmark
 from instructembed.inputs import Item
+from roofline import gemm_rate, matmul_flops_per_token
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 INSTRUCTION = "Represent the sentence for retrieving similar sentences: "
-
-
-def gemm_gflops(seconds: float = 2.0) -> float:
-    """Best fp32 matmul rate on MiniLM-sized shapes: (4096, 384) x (384, 1536)."""
-    a, b = torch.randn(4096, 384), torch.randn(384, 1536)
-    flops = 2 * 4096 * 384 * 1536
-    best, end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
-        for _ in range(10):
-            torch.mm(a, b)
-        best = max(best, 10 * flops / (time.perf_counter() - start))
-    return best / 1e9
-
-
-def non_embedding_params(model: Embedder) -> int:
-    assert model.model is not None
-    encoder = model.model.encoder
-    embeddings = sum(
-        p.numel() for n, p in encoder.named_parameters() if "embeddings" in n or n.startswith("shared")
-    )
-    return sum(p.numel() for p in encoder.parameters()) - embeddings
 
 
 def timed(run: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
@@ -113,11 +93,12 @@ def main() -> None:
 
     ours = Embedder.load("all-MiniLM-L6-v2")
     st = SentenceTransformer(str(ours.spec.root), device="cpu")
-    st[1].include_prompt = False  # pool over the text only, as INSTRUCTOR does
-    flops_per_token = 2 * non_embedding_params(ours)
-    gflops = gemm_gflops()
+    setattr(st[1], "include_prompt", False)  # pool over the text only, as INSTRUCTOR does  # noqa: B010
+    assert ours.model is not None
+    flops_per_token = matmul_flops_per_token(ours.model.encoder)
+    gflops = gemm_rate("float32")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, fp32 GEMM {gflops:.0f} GFLOP/s")
-    print(f"model all-MiniLM-L6-v2: {flops_per_token / 1e6:.1f} MFLOP/token (2 x non-embedding params)")
+    print(f"model all-MiniLM-L6-v2: {flops_per_token / 1e6:.1f} MFLOP/token (matmuls; roofline.py)")
     header = f"{'input':<7} {'runner':<24} {'texts/s':>9} {'tokens/s':>10} {'vs ST':>7} {'roofline':>9} {'max|diff|':>10}"
     print(header)
     print("-" * len(header))
