@@ -353,7 +353,7 @@ def main() -> None:
         rss_text = f"{row['rss_mb']:.0f}" if row["rss_mb"] else "-"
         print(
             f"| {row['config']} | {row['set']} | {row['texts_s']:.1f} | {row['tokens_s']:.0f} | "
-            f"{row['ratio']:.2f} | {row['min_cos']:.5f} | {row['max_abs']:.2e} | {rss_text} |"
+            f"{row['ratio']:.2f} | {_num(row['min_cos'], '.5f')} | {_num(row['max_abs'], '.2e')} | {rss_text} |"
         )
     print()
     print(
@@ -388,6 +388,11 @@ def main() -> None:
                 indent=2,
             )
         )
+
+
+def _num(value: float, spec: str) -> str:
+    """A table cell: "-" where there was nothing to compare with (torch-fp32 not among --configs)."""
+    return "-" if np.isnan(value) else format(value, spec)
 
 
 def _items(pairs: list[tuple[str, str]]) -> list[Any]:
