@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,27 +114,26 @@ class Embedder:
             raise ValueError(f"the {backend} backend runs on the CPU only; got device={device!r}")
         cache = Path(cache_dir).expanduser() if cache_dir is not None else None
         if backend != "torch":
-            from instructembed.export import parse_quantize
+            from instructembed.export import Format, open_graph, parse_quantize
 
-            open_export: Callable[..., tuple[ModelSpec, Backend]]
+            q = parse_quantize(quantize)
+            # Arguments and the runtime's extra are checked before open_graph, which may export.
+            make: Callable[..., Backend]
             if backend == "onnx":
-                from instructembed.backends.onnx_backend import open_onnx
+                from instructembed.backends.onnx_backend import OnnxBackend, onnx_settings
 
-                open_export = open_onnx
+                fmt, make = Format.ONNX, partial(OnnxBackend, settings=onnx_settings(q, dtype, threads))
             else:
-                from instructembed.backends.openvino_backend import open_openvino
+                from instructembed.backends.openvino_backend import OpenVinoBackend, openvino_settings
 
-                open_export = open_openvino
-            spec, runner = open_export(
-                name_or_path,
-                quantize=parse_quantize(quantize),
-                dtype=dtype,
-                threads=threads,
-                max_seq_length=max_seq_length,
-                allow_pickle=allow_pickle,
-                revision=revision,
-                cache_dir=cache,
+                settings = openvino_settings(q, dtype, threads)
+                fmt, make = Format.OPENVINO, partial(OpenVinoBackend, settings=settings)
+            # An export directory loads as is (no torch); a checkpoint is exported into the cache first.
+            manifest, path = open_graph(
+                name_or_path, fmt, q, allow_pickle=allow_pickle, revision=revision, cache_dir=cache
             )
+            spec = manifest.to_spec(path.parent, max_seq_length)
+            runner = make(path, expected_fingerprint=manifest.fingerprint)
             log.info("loaded %s (%s %s, dim %d)", name_or_path, backend, runner.precision, spec.dimension)
             return cls(spec, load_tokenizer(spec), runner, name=str(name_or_path), config=config)
         if quantize is not None:

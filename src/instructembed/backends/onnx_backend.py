@@ -18,9 +18,8 @@ import numpy as np
 
 from instructembed.backends import batch_feed, physical_cores
 from instructembed.batching import TokenBatch
-from instructembed.checkpoint import ModelSpec
 from instructembed.errors import CheckpointError, MissingExtraError
-from instructembed.export import FINGERPRINT_KEY, Format, Quantization, check_stamp, open_graph
+from instructembed.export import FINGERPRINT_KEY, Quantization, check_stamp
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +69,7 @@ class OnnxBackend:
         self.settings = settings
         self.threads = options.intra_op_num_threads
         self.input_names = [i.name for i in self.session.get_inputs()]  # CLS pooling drops pool_mask
+        log.info("onnx session %s (%d intra-op threads)", model_path, self.threads)
 
     @property
     def precision(self) -> str:
@@ -80,33 +80,12 @@ class OnnxBackend:
         return np.asarray(out, dtype=np.float32)
 
 
-def open_onnx(
-    name_or_path: str | Path,
-    *,
-    quantize: Quantization,
-    dtype: str | None,
-    threads: int | None,
-    max_seq_length: int | None,
-    allow_pickle: bool,
-    revision: str | None,
-    cache_dir: Path | None,
-) -> tuple[ModelSpec, OnnxBackend]:
-    """An export directory loads as is (no torch); a checkpoint is exported into the cache first."""
+def onnx_settings(quantize: Quantization, dtype: str | None, threads: int | None) -> OnnxSettings:
+    """The session settings for `Embedder.load`'s arguments, checked (with the extra) before any export."""
     if dtype is not None and dtype.lower() not in ("float32", "fp32"):
         raise ValueError(
             f"dtype {dtype!r} is not supported on the onnx backend; use quantize='int8' for speed, "
             "or backend='torch' / 'openvino' with dtype='bfloat16'"
         )
     _ort()  # the missing-extra message before anything else
-    manifest, path = open_graph(
-        name_or_path,
-        Format.ONNX,
-        quantize,
-        allow_pickle=allow_pickle,
-        revision=revision,
-        cache_dir=cache_dir,
-    )
-    spec = manifest.to_spec(path.parent, max_seq_length)
-    backend = OnnxBackend(path, OnnxSettings(quantize=quantize, threads=threads), manifest.fingerprint)
-    log.info("onnx session %s (%d intra-op threads)", path, backend.threads)
-    return spec, backend
+    return OnnxSettings(quantize=quantize, threads=threads)

@@ -24,9 +24,8 @@ import numpy as np
 
 from instructembed.backends import batch_feed, physical_cores
 from instructembed.batching import TokenBatch
-from instructembed.checkpoint import ModelSpec
 from instructembed.errors import CheckpointError
-from instructembed.export import Format, Quantization, check_stamp, open_graph
+from instructembed.export import Quantization, check_stamp
 from instructembed.export_openvino import openvino_module, stamped_fingerprint
 
 log = logging.getLogger(__name__)
@@ -87,6 +86,7 @@ class OpenVinoBackend:
         self.settings = settings
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # an infer request serves one caller at a time
+        log.info("openvino %s (%d threads, %s)", model_path, self.threads, settings.precision)
 
     @property
     def precision(self) -> str:
@@ -105,30 +105,7 @@ class OpenVinoBackend:
         return out
 
 
-def open_openvino(
-    name_or_path: str | Path,
-    *,
-    quantize: Quantization,
-    dtype: str | None,
-    threads: int | None,
-    max_seq_length: int | None,
-    allow_pickle: bool,
-    revision: str | None,
-    cache_dir: Path | None,
-) -> tuple[ModelSpec, OpenVinoBackend]:
-    """An export directory loads as is (no torch); a checkpoint is converted into the cache first."""
+def openvino_settings(quantize: Quantization, dtype: str | None, threads: int | None) -> OpenVinoSettings:
+    """The compile settings for `Embedder.load`'s arguments, checked (with the extra) before any export."""
     openvino_module()  # the missing-extra message before anything else
-    precision = parse_precision(dtype, quantize)
-    manifest, path = open_graph(
-        name_or_path,
-        Format.OPENVINO,
-        quantize,
-        allow_pickle=allow_pickle,
-        revision=revision,
-        cache_dir=cache_dir,
-    )
-    spec = manifest.to_spec(path.parent, max_seq_length)
-    settings = OpenVinoSettings(quantize=quantize, precision=precision, threads=threads)
-    backend = OpenVinoBackend(path, settings, manifest.fingerprint)
-    log.info("openvino %s (%d threads, %s)", path, backend.threads, precision)
-    return spec, backend
+    return OpenVinoSettings(quantize=quantize, precision=parse_precision(dtype, quantize), threads=threads)
