@@ -500,22 +500,15 @@ def _stale_int8(
     existing: ExportManifest, formats: Sequence[Format], coverage: Int8Coverage, calibration_key: str
 ) -> list[tuple[Format, str]]:
     """int8 graphs in `existing` made differently from what is asked now, with what differs."""
+    recipes = {  # format -> (what its int8 graph depends on, recorded in the manifest, asked now)
+        Format.ONNX: ("coverage", existing.int8_coverage, coverage.value),
+        Format.OPENVINO: ("calibration", existing.openvino_calibration, calibration_key),
+    }
     stale = []
-    onnx_key = graph_key(Format.ONNX, Quantization.INT8)
-    if Format.ONNX in formats and existing.files.get(onnx_key) and existing.int8_coverage != coverage.value:
-        stale.append((Format.ONNX, f"coverage {existing.int8_coverage!r}, not {coverage.value!r}"))
-    ov_key = graph_key(Format.OPENVINO, Quantization.INT8)
-    if (
-        Format.OPENVINO in formats
-        and existing.files.get(ov_key)
-        and existing.openvino_calibration != calibration_key
-    ):
-        stale.append(
-            (
-                Format.OPENVINO,
-                f"calibration {existing.openvino_calibration!r}, not {calibration_key[:19]!r}",
-            )
-        )
+    for fmt in formats:
+        what, recorded, asked = recipes[fmt]
+        if existing.files.get(graph_key(fmt, Quantization.INT8)) and recorded != asked:
+            stale.append((fmt, f"{what} {recorded!r}, not {asked[:19]!r}"))
     return stale
 
 
