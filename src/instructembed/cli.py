@@ -247,7 +247,7 @@ def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
 
 # Sub-commands that live with their features; each module imports its heavy dependencies lazily.
 from instructembed.eval.cli import eval_command  # noqa: E402
-from instructembed.export_cli import export_command  # noqa: E402
+from instructembed.export.cli import export_command  # noqa: E402
 from instructembed.server.cli import serve_command  # noqa: E402
 from instructembed.train.cli import build_medi_command, train_command  # noqa: E402
 
