@@ -12,10 +12,11 @@ Steps, in order (each is skipped when its output exists, so re-running continues
              (STS-B dev, TrecQA dev, the mixture's dev slice) every `eval_every` steps;
 4. recipe    the candidate and step with the best dev mean, frozen in `recipe.json` with the evidence,
              before any tuned model meets a held-out test (an existing recipe is never re-chosen);
-5. rows      T-I / T-N (seeds 1-3), then T-I / T-N on the symmetric-only and asymmetric-only halves,
-             each trained with the frozen recipe and evaluated on the 11 held-out tasks;
-6. wording   B1 and T-I (seed 1; all seeds on the GPU budget) with the instructor-base, -xl tables and
-             one generic instruction.
+5. rows      T-I / T-N seed 1; then the wording rows: B1 and T-I seed 1 with the instructor-base and
+             -xl tables and one generic instruction; then T-I / T-N seeds 2-3; then T-I / T-N on the
+             symmetric-only and asymmetric-only halves (seed 1); on the GPU budget the wording rows
+             of seeds 2-3 last. Each row trains with the frozen recipe (one dev score at its last
+             step) and is evaluated on the 11 held-out tasks.
 
 Every held-out score lands in `docs/results/runs.jsonl` (row, seed, table, task, main_score, limit,
 commit); `scripts/study_report.py` turns that file into the tables and plots of `docs/results.md`.
@@ -173,7 +174,7 @@ class Study:
         }
 
     def train_config(
-        self, data: Path, out: Path, cand: Candidate, seed: int, steps: int, instr: bool
+        self, data: Path, out: Path, cand: Candidate, seed: int, steps: int, instr: bool, eval_every: int
     ) -> TrainConfig:
         b = self.budget
         return TrainConfig(
@@ -192,7 +193,7 @@ class Study:
             no_instructions=not instr,
             checkpoint_every=b.eval_every,
             keep_checkpoints=1,
-            eval_every=b.eval_every,
+            eval_every=eval_every,
             eval_dev=self.dev,
             eval_data_dir=self.data_dir,
             progress=False,
@@ -282,7 +283,8 @@ class Study:
     def sweep(self) -> None:
         for cand in self.budget.sweep:
             out = self.runs / "sweep" / cand.name
-            self._train(self.train_config(self.medi, out, cand, 1, self.budget.steps, True))
+            b = self.budget
+            self._train(self.train_config(self.medi, out, cand, 1, b.steps, True, b.eval_every))
 
     def recipe(self) -> dict[str, object]:
         path = self.runs / "recipe.json"
@@ -319,7 +321,8 @@ class Study:
         if row == "T-I" and seed == 1 and steps == self.budget.steps:
             return self.runs / "sweep" / cand.name / "model"  # the winning sweep run is T-I, seed 1
         out = self.runs / "train" / f"{row}-s{seed}"
-        return self._train(self.train_config(self.mixture(kind), out, cand, seed, steps, instr))
+        # the recipe is frozen: rows log one dev score, at their last step (the sweep has the curves)
+        return self._train(self.train_config(self.mixture(kind), out, cand, seed, steps, instr, steps))
 
     def rows(self, which: tuple[str, ...], seeds: tuple[int, ...]) -> None:
         for seed in seeds:
@@ -327,10 +330,10 @@ class Study:
                 model = self.model_for(row, seed)
                 self.evaluate(row, seed, "large" if ROWS[row][1] else "none", model)
 
-    def wording(self) -> None:
+    def wording(self, seeds: tuple[int, ...]) -> None:
         for table in ("base", "xl", "generic"):
             self.evaluate("B1", None, table, self.model)
-        for seed in self.budget.wording_seeds:
+        for seed in seeds:
             for table in ("base", "xl", "generic"):
                 self.evaluate("T-I", seed, table, self.model_for("T-I", seed))
 
@@ -348,10 +351,12 @@ class Study:
         self.base_dev()
         self.sweep()
         self.recipe()
+        # the most informative rows first, so a study cut short still answers the main question
         self.rows(("T-I", "T-N"), (1,))
+        self.wording((1,))
         self.rows(("T-I", "T-N"), tuple(s for s in self.budget.seeds if s != 1))
         self.rows(("T-I-sym", "T-N-sym", "T-I-asym", "T-N-asym"), (1,))
-        self.wording()
+        self.wording(tuple(s for s in self.budget.wording_seeds if s != 1))
         log.info("study complete: python scripts/study_report.py --runs %s", self.runs)
 
 
