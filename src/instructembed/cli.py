@@ -39,6 +39,27 @@ app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from instructembed.package_data import package_version
+
+        typer.echo(f"instructembed {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Instruction-conditioned text embeddings (INSTRUCTOR-style): embed, inspect, evaluate, serve, train."""
+
+
 ModelOpt = Annotated[
     str,
     typer.Option(
