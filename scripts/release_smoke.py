@@ -381,7 +381,7 @@ def server(args: argparse.Namespace) -> None:
 @smoke("eval", extras=("eval",))
 def evaluate(args: argparse.Namespace) -> None:
     """instructembed eval STSBenchmark --limit 100 on the local data (the packaged instruction tables)."""
-    _installed(args.forbid)
+    package = _installed(args.forbid)
     check(args.data_dir is not None and args.data_dir.is_dir(), f"no data directory at {args.data_dir}")
     out = Path("eval")
     cmd: list[object] = [_cli(), "eval", "--model", MODEL, "--tasks", "STSBenchmark", "--limit", "100"]
@@ -392,6 +392,11 @@ def evaluate(args: argparse.Namespace) -> None:
     check(
         result["instructions_source"] == "instructor-large", f"instructions {result['instructions_source']}"
     )
+    # Provenance of an installed package: its version, and no git commit (it is not a checkout).
+    check(
+        result["instructembed_version"] == package.__version__, f"version {result['instructembed_version']}"
+    )
+    check(result["git_commit"] is None, f"an installed package recorded git commit {result['git_commit']}")
     print(f"  eval STSBenchmark (limit 100): {result['main_score']:.2f}")
 
 

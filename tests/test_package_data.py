@@ -51,3 +51,24 @@ def test_features_that_read_packaged_files_raise_the_clear_error(monkeypatch: py
         default_calibration()
     with pytest.raises(PackageDataError, match=r"gone/instructor-large\.json is missing"):
         load_instructions("instructor-large")
+
+
+def test_source_commit_only_for_a_checkout(tmp_path: Path) -> None:
+    """An installed copy inside someone's git repository (a project's .venv) must not claim its commit."""
+    import subprocess
+
+    repo = tmp_path / "project"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    checkout = repo / "src" / "instructembed"
+    installed = repo / ".venv" / "lib" / "python3.11" / "site-packages" / "instructembed"
+    for folder in (checkout, installed):
+        folder.mkdir(parents=True)
+    assert package_data.source_commit(checkout) == head
+    assert package_data.source_commit(installed) is None
+    assert package_data.source_commit(tmp_path) is None  # not in git at all

@@ -1,4 +1,4 @@
-"""Files that ship inside the package (`data/`: instruction tables, the int8 calibration set), read one way.
+"""The installed package: its data files (`data/`), read one way; its version; the commit of its checkout.
 
 Every run-time read of a packaged file goes through `read_text`, so a file that an installation lacks
 (a wheel built without it, a partly deleted site-packages) is reported as what it is -- an incomplete
@@ -8,8 +8,10 @@ installation, naming the file -- instead of a bare `FileNotFoundError` from deep
 
 from __future__ import annotations
 
+import subprocess
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from instructembed.errors import PackageDataError
 
@@ -44,3 +46,28 @@ def package_version() -> str:
         return version(PACKAGE)
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def source_commit(package_dir: Path | None = None) -> str | None:
+    """`git rev-parse HEAD` of the checkout this package runs from; None for an installed copy.
+
+    Only a package at `<repository>/src/instructembed` is a checkout: a wheel installed into a venv
+    that sits inside some other git repository (a user's project) must not record that commit.
+    """
+    here = (package_dir or Path(__file__).parent).resolve()
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.splitlines()
+    if out.returncode != 0 or len(lines) != 2:
+        return None
+    top, commit = lines
+    return commit.strip() or None if Path(top).resolve() / "src" / PACKAGE == here else None
