@@ -245,7 +245,7 @@ class Study:
             command=" ".join(sys.argv),
             progress=False,
         )
-        commit = git_commit(ROOT)
+        commit = git_commit()
         lines = [
             {
                 "row": row,
@@ -306,7 +306,7 @@ class Study:
             "evidence": evidence,
             "base_dev": self.base_dev(),
             "budget": self.name,
-            "commit": git_commit(ROOT),
+            "commit": git_commit(),
             "frozen_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         }
         path.write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
