@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -310,8 +311,21 @@ class Study:
             "frozen_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         }
         path.write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
+        self.publish()
         log.info("recipe frozen: %s at step %s (dev mean %.2f)", cand.name, best["step"], best["dev_mean"])
         return recipe
+
+    def publish(self) -> None:
+        """Copy what the report is computed from beside runs.jsonl (runs/ is not committed)."""
+        out = self.results.parent
+        (out / "sweep").mkdir(parents=True, exist_ok=True)
+        for name in ("recipe.json", "medi.report.json"):
+            if (self.runs / name).exists():
+                shutil.copy(self.runs / name, out / name)
+        for log_file in (self.runs / "sweep").glob("*/train_log.jsonl"):
+            shutil.copy(log_file, out / "sweep" / f"{log_file.parent.name}.train_log.jsonl")
+        if (self.runs / "sweep" / "base-dev.json").exists():
+            shutil.copy(self.runs / "sweep" / "base-dev.json", out / "sweep" / "base-dev.json")
 
     def model_for(self, row: str, seed: int) -> Path:
         recipe = self.recipe()
