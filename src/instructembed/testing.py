@@ -201,7 +201,10 @@ def build_checkpoint(
     """
     root = Path(root)
     encoder, tokenizer, hidden = _tiny_encoder(arch, seed)
-    encoder.save_pretrained(str(root), safe_serialization=not pickle_weights)
+    encoder.save_pretrained(str(root))
+    if pickle_weights:  # as the released checkpoints: a torch.save'd state dict (transformers 5 writes none)
+        torch.save(encoder.state_dict(), str(root / "pytorch_model.bin"))
+        (root / "model.safetensors").unlink()
     tokenizer.save_pretrained(str(root))
     tok_config_path = root / "tokenizer_config.json"
     tok_config = json.loads(tok_config_path.read_text(encoding="utf-8"))
