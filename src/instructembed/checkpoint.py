@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from instructembed.errors import CheckpointError, ModelNotFoundError
+from instructembed.hub import download
 from instructembed.pooling import PoolingMode
 
 log = logging.getLogger(__name__)
@@ -97,34 +98,7 @@ def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> 
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if looks_local:
         raise ModelNotFoundError(f"model directory {path} does not exist; check the path")
-    return _download_from_hub(name, revision)
-
-
-def _download_from_hub(repo_id: str, revision: str | None) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:  # pragma: no cover - a dependency of transformers
-        raise ModelNotFoundError(
-            f"'{repo_id}' is not a local directory and huggingface_hub is missing"
-        ) from exc
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*/*.json", "*/*.safetensors"]
-    try:
-        # A cache hit first, so an already downloaded model works offline.
-        return Path(
-            snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
-        )
-    except Exception:
-        pass
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ModelNotFoundError(
-            f"'{repo_id}' is not a local directory or a packaged model "
-            f"({', '.join(sorted(PACKAGED_MODELS))}), and it could not be fetched from the Hugging Face "
-            f"hub ({type(exc).__name__}: {reason}). Offline? Download it once with internet access, or "
-            "pass the path of a local model directory."
-        ) from None
+    return download(name, revision, known_models=PACKAGED_MODELS)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
