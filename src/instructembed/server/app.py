@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from instructembed.server.batcher import EmbedderLike
 from instructembed.server.errors import install_handlers
 from instructembed.server.metrics import MetricsMiddleware, ServerMetrics
+from instructembed.server.playground_routes import playground_router
 from instructembed.server.routes import embeddings_router, ops_router
 from instructembed.server.service import ServerState
 from instructembed.server.settings import ServerSettings
@@ -46,6 +47,8 @@ def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None)
             loaded.dimension,
             loaded.max_seq_length,
         )
+        if settings.playground:
+            logger.info("playground page at /playground/ (turn it off with --no-playground)")
         try:
             yield
         finally:
@@ -64,5 +67,7 @@ def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None)
     install_handlers(app)
     app.include_router(embeddings_router)
     app.include_router(ops_router)
+    if settings.playground:
+        app.include_router(playground_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

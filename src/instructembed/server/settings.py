@@ -43,6 +43,8 @@ class ServerSettings:
     served_model_name: str | None = None
     #: Seconds the shutdown waits for queued work to finish before dropping it.
     drain_timeout_s: float = 30.0
+    #: Serve the playground page at /playground/ (static files shipped in the package).
+    playground: bool = True
 
     def __post_init__(self) -> None:
         positive = {
