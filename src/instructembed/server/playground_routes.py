@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from instructembed.package_data import read_playground, read_text
 from instructembed.server.errors import ErrorKind, ServerError
 
 #: The page's files (in `server/playground/`) and their media types. A file not listed here is
@@ -48,7 +48,7 @@ playground_router = APIRouter(tags=["playground"], include_in_schema=False)
 
 @cache
 def _asset(name: str) -> bytes:
-    return resources.files("instructembed.server").joinpath("playground", name).read_bytes()
+    return read_playground(name)
 
 
 def suggestions(table: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def suggestions(table: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 @cache
 def _suggestions_json() -> bytes:
-    text = resources.files("instructembed").joinpath("data", SUGGESTION_TABLE).read_text(encoding="utf-8")
+    text = read_text(SUGGESTION_TABLE)
     return json.dumps(suggestions(json.loads(text)), separators=(",", ":")).encode()
 
 
