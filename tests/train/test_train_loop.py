@@ -213,3 +213,22 @@ def test_config_file_and_command_line_merge(tmp_path: Path) -> None:
         build_config({}, {"data": "d", "out": "o"})
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(model="m", data=Path("d"), out=Path("o"), batch_size=1)
+
+
+def test_resume_accepts_another_spelling_of_the_same_data_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started with an absolute --data resumes with a relative one (and the reverse), not others."""
+    from instructembed.train.loop import _same_option
+
+    data = tmp_path / "runs" / "medi.jsonl"
+    data.parent.mkdir()
+    data.write_text("{}\n", encoding="utf-8")
+    other = tmp_path / "other.jsonl"
+    other.write_text("{}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert _same_option(str(data), "runs/medi.jsonl")
+    assert _same_option("runs/../runs/medi.jsonl", str(data))
+    assert not _same_option(str(data), "other.jsonl")
+    assert not _same_option("runs/missing.jsonl", str(tmp_path / "runs" / "missing.jsonl"))  # unknown: refuse
+    assert not _same_option(0.05, 0.01)

@@ -80,10 +80,22 @@ def _trim_log(path: Path, last_step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
 
+def _same_option(before: Any, now: Any) -> bool:
+    """Equal, or two spellings of one existing path (`runs/medi.jsonl` vs `/work/x/runs/medi.jsonl`)."""
+    if before == now:
+        return True
+    if isinstance(before, str) and isinstance(now, str) and before and now:
+        a, b = Path(before), Path(now)
+        return a.exists() and b.exists() and a.resolve() == b.resolve()
+    return False
+
+
 def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     now = config.to_json()
     before = saved.get("config", {})
-    changed = sorted(k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and before.get(k) != now[k])
+    changed = sorted(
+        k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and not _same_option(before.get(k), now[k])
+    )
     if changed:
         detail = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
         raise ValueError(
