@@ -163,13 +163,10 @@ def ablation(lines: list[dict]) -> list[str]:
         a, b = scores(lines, ri, "large"), scores(lines, rn, "none")
         # seed 1 where the mixed rows have more seeds, so the three gaps compare like with like
         a1, b1 = a.get(1), b.get(1)
-        if a1 and b1:
-            ma, mb = mean([a1[t] for t in TASKS]), mean([b1[t] for t in TASKS])
-            out.append(f"| {kind} (seed 1) | {ma:.2f} | {mb:.2f} | {ma - mb:+.2f} |")
-        else:
-            out.append(
-                f"| {kind} (seed 1) | {'-' if not a1 else 'done'} | {'-' if not b1 else 'done'} | not run yet |"
-            )
+        means = [mean([s[t] for t in TASKS]) if s else None for s in (a1, b1)]
+        cells = ["-" if m is None else f"{m:.2f}" for m in means]
+        gap = "not run yet" if means[0] is None or means[1] is None else f"{means[0] - means[1]:+.2f}"
+        out.append(f"| {kind} (seed 1) | {cells[0]} | {cells[1]} | {gap} |")
     return out
 
 
