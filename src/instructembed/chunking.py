@@ -79,7 +79,11 @@ class ChunkedBatch:
     chunks: list[Chunk]
     rows: list[Encoded]  # rows[i] is chunks[i] tokenized with its document's instruction
     n_docs: int
-    truncated_docs: int  # documents at least one of whose rows lost tokens to truncation
+    truncated: frozenset[int]  # documents at least one of whose rows lost tokens to truncation
+
+    @property
+    def truncated_docs(self) -> int:
+        return len(self.truncated)
 
     def doc_of_chunk(self) -> np.ndarray:
         """(C,) int64: the document each chunk belongs to."""
@@ -186,7 +190,7 @@ def chunk_documents(
     rows = embedder.tokenize([as_input(item) for item in items])
     if not settings.enabled:
         chunks = [Chunk(i, 0, 0, len(item.text), item.text) for i, item in enumerate(items)]
-        return ChunkedBatch(chunks, rows, len(items), sum(r.truncated for r in rows))
+        return ChunkedBatch(chunks, rows, len(items), frozenset(i for i, r in enumerate(rows) if r.truncated))
     splitter = Splitter(embedder.tokenizer, settings)
     per_doc: list[list[Chunk]] = [[Chunk(i, 0, 0, len(item.text), item.text)] for i, item in enumerate(items)]
     per_doc_rows: list[list[Encoded]] = [[row] for row in rows]
@@ -224,7 +228,7 @@ def chunk_documents(
     still_truncated.update(long_docs)
     chunks = [c for doc in per_doc for c in doc]
     flat_rows = [r for doc in per_doc_rows for r in doc]
-    return ChunkedBatch(chunks, flat_rows, len(items), len(still_truncated))
+    return ChunkedBatch(chunks, flat_rows, len(items), frozenset(still_truncated))
 
 
 def as_input(item: Item) -> str | tuple[str, str]:

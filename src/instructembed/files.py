@@ -75,16 +75,28 @@ def count_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def _open_text(path: Path) -> Any:
+def _open_binary(path: Path) -> Any:
     if not path.exists():
         raise InputFileError(f"input file {path} does not exist")
     if path.is_dir():
         raise InputFileError(f"input {path} is a directory; give a file")
     try:
-        # utf-8-sig: a byte-order mark at the start is not part of the first text.
-        return path.open(encoding="utf-8-sig", newline="")
+        return path.open("rb")
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _decoded_lines(f: Any, path: Path) -> Iterator[str]:
+    """The file's lines as text (endings kept), decoded one line at a time so that a byte that is
+    not UTF-8 is reported with its line. A byte-order mark at the start is not part of the first text."""
+    for number, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "re-save the file as UTF-8"
+            ) from None
 
 
 def _text_value(value: object, path: Path, line: int, field: str) -> str:
@@ -110,16 +122,14 @@ def read_rows(
     if fmt is InputFormat.PARQUET:
         yield from _read_parquet(path, field, id_field, instruction_field, metadata_field)
         return
-    with _open_text(path) as f:
-        try:
-            if fmt is InputFormat.TEXT:
-                yield from _read_text(f, skip_blank)
-            elif fmt is InputFormat.JSONL:
-                yield from _read_jsonl(f, path, field, id_field, instruction_field, metadata_field)
-            else:
-                yield from _read_table(f, path, fmt, field, id_field, instruction_field, metadata_field)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    with _open_binary(path) as raw:
+        f = _decoded_lines(raw, path)
+        if fmt is InputFormat.TEXT:
+            yield from _read_text(f, skip_blank)
+        elif fmt is InputFormat.JSONL:
+            yield from _read_jsonl(f, path, field, id_field, instruction_field, metadata_field)
+        else:
+            yield from _read_table(f, path, fmt, field, id_field, instruction_field, metadata_field)
 
 
 def _read_text(f: Any, skip_blank: bool) -> Iterator[Row]:
