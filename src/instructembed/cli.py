@@ -348,12 +348,15 @@ def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
 # Sub-commands that live with their features; each module imports its heavy dependencies lazily.
 from instructembed.eval.cli import eval_command  # noqa: E402
 from instructembed.export_cli import export_command  # noqa: E402
+from instructembed.index.cli import index_app, search_command  # noqa: E402
 from instructembed.server.cli import serve_command  # noqa: E402
 from instructembed.train.cli import build_medi_command, train_command  # noqa: E402
 
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("export")(export_command)
+app.command("search")(search_command)
+app.add_typer(index_app, name="index")
 app.command("train")(train_command)
 data_app.command("build-medi")(build_medi_command)
 
