@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from index_helpers import CHUNKING, DOC, QUERY, brute_force, corpus
 
-from conftest import CHUNKING, DOC, QUERY, brute_force, corpus
 from instructembed import Embedder
 from instructembed.chunking import chunk_documents
 from instructembed.index import (

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from index_helpers import DOC, QUERY, corpus
 from typer.testing import CliRunner
 
-from conftest import DOC, QUERY, corpus
 from instructembed import Embedder
 from instructembed.cli import app
 from instructembed.index import Index

@@ -351,8 +351,9 @@ class Index:
             except sqlite3.OperationalError as exc:
                 if "full" in str(exc).lower() or "disk" in str(exc).lower():
                     raise StorageFullError(
-                        f"no room to commit to {self.path / store.DB_NAME} ({exc}); the index is at its last "
-                        "commit. Free disk space and run the same command again: it continues where it stopped"
+                        f"could not commit to {self.path / store.DB_NAME} ({exc}); nothing of this batch was "
+                        "committed and the index is at its last commit. If the disk is full, free space and run "
+                        "the same command again: it continues where it stopped"
                     ) from None
                 raise
         replaced = sum(1 for r in fresh if r.id in existing)

@@ -144,7 +144,7 @@ def file_records(path: Path, fmt: InputFormat, fields: FileFields) -> Iterator[R
     )
     for row in rows:
         where = f"{path}:{row.line}" if fmt is not InputFormat.PARQUET else f"{path}: row {row.line}"
-        if row.id is None:
+        if row.id is None or not row.id.strip():
             raise RecordError(
                 f"{where}: no id (field '{fields.id_field}'); every document needs one, choose the field "
                 "with --id-field"
