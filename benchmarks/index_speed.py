@@ -1,0 +1,299 @@
+"""Index speed: build throughput against plain `embed`, and search latency / recall / memory at scale.
+
+    python benchmarks/index_speed.py build  [--docs 2000] [--repeats 2]
+    python benchmarks/index_speed.py search [--sizes 10000 100000 1000000] [--work DIR]
+
+build: the same SciFact abstracts, model, instruction and truncation (chunking off, as `embed`
+does), embedded by (a) what `instructembed embed` does (read 4096 rows, embed, write .npy) and (b)
+`Index.add` as `instructembed index build` calls it (check, chunk-tokenize, embed, append + fsync,
+commit every 1024), alternating a/b in one process; then the two commands end to end. Reports docs/s
+and the ratio b/a (the issue asks >= 0.95). Chunking on is reported beside it (more vectors).
+
+search: synthetic 384-d unit vectors (a mixture of 1,000 Gaussian clusters, so that approximate
+search has structure to find; uniform random vectors are the worst case for any ANN) are written
+into an index directly (rows and vectors, no model), then each size is opened in a fresh process:
+open time and RSS (memory-mapped: it should not grow by the vectors' size), `search_vectors`
+latency p50/p99 for 1 and 32 queries (k=10), exact and approximate (HNSW; IVF-Flat), recall@10 of
+approximate against exact, RSS after searching, disk size. Queries come from the same mixture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"  # default of --data-dir
+D = 384
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    return "unknown CPU"
+
+
+# ---- build throughput ---------------------------------------------------------------------------
+
+
+def build_throughput(docs: int, repeats: int, work: Path, data_dir: Path) -> dict[str, Any]:
+    from itertools import islice
+
+    from instructembed import Embedder
+    from instructembed.chunking import ChunkSettings
+    from instructembed.eval.instructions import load_instructions
+    from instructembed.eval.loaders import load_scifact
+    from instructembed.eval.retrieval import document_text
+    from instructembed.eval.tasks import get_task
+    from instructembed.files import InputFormat, NpyWriter, read_rows
+    from instructembed.index import Index
+    from instructembed.index.records import FileFields, check_file, file_records
+
+    data = load_scifact(data_dir)
+    instruction = load_instructions("instructor-large").for_task(get_task("SciFact"))["corpus"]
+    source = work / "corpus.jsonl"
+    ids = list(data.corpus)[:docs]
+    source.write_text(
+        "".join(json.dumps({"id": d, "text": document_text(*data.corpus[d])}) + "\n" for d in ids),
+        encoding="utf-8",
+    )
+    model = Embedder.load("all-MiniLM-L6-v2")
+
+    def plain() -> None:  # what `instructembed embed` does per 4096 rows
+        writer = NpyWriter(work / "plain.npy", model.dimension)
+        rows = read_rows(source, InputFormat.JSONL, "text", "id")
+        while part := list(islice(rows, 4096)):
+            writer.write([r.id for r in part], model.embed([r.text for r in part], instruction=instruction))
+        writer.finish()
+
+    def indexed(chunk: bool, n: int) -> None:  # what `instructembed index build` does
+        fields = FileFields()
+        check_file(source, InputFormat.JSONL, fields)
+        path = work / f"ix-{chunk}-{n}"
+        with Index.create(
+            path, doc_instruction=instruction, chunking=ChunkSettings(enabled=chunk), embedder=model
+        ) as ix:
+            ix.add(file_records(source, InputFormat.JSONL, fields), commit_every=1024)
+
+    times: dict[str, list[float]] = {"embed": [], "index": [], "index_chunked": []}
+    plain()  # warm-up (first-call allocations, page cache)
+    for n in range(repeats):
+        for name, run in (
+            ("embed", plain),
+            ("index", lambda n=n: indexed(False, n)),
+            ("index_chunked", lambda n=n: indexed(True, n)),
+        ):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+            print(f"  {name}: {times[name][-1]:.1f} s", flush=True)
+    rate = {k: docs / float(np.median(v)) for k, v in times.items()}
+    with Index.open(work / "ix-True-0") as ix:
+        chunks = ix.info()["chunks"]
+    # the two commands end to end (model load and the index's check pass included), alternating
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    cli_times: dict[str, list[float]] = {"embed": [], "index build": []}
+    for n in range(repeats):
+        for name, args in (
+            ("embed", ["embed", "-i", source, "-o", work / f"cli-{n}.npy", "--instruction", instruction, "--no-progress"]),
+            ("index build", ["index", "build", "-i", source, "-o", work / f"cli-ix-{n}", "--instruction", instruction,
+                             "--no-chunk", "--no-progress"]),
+        ):  # fmt: skip
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "instructembed", *map(str, args)],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
+            cli_times[name].append(time.perf_counter() - start)
+    cli_rate = {k: docs / float(np.median(v)) for k, v in cli_times.items()}
+    return {
+        "load_average_1min": round(os.getloadavg()[0], 1),
+        "docs": docs,
+        "repeats": repeats,
+        "docs_per_s": {k: round(v, 1) for k, v in rate.items()},
+        "index_over_embed": round(rate["index"] / rate["embed"], 3),
+        "chunked_vectors": chunks,
+        "chunked_over_embed": round(rate["index_chunked"] / rate["embed"], 3),
+        "cli_docs_per_s": {k: round(v, 1) for k, v in cli_rate.items()},
+        "cli_index_over_embed": round(cli_rate["index build"] / cli_rate["embed"], 3),
+    }
+
+
+# ---- synthetic indexes and search -------------------------------------------------------------
+
+
+def mixture(n: int, seed: int, centers: np.ndarray, block: int = 100_000) -> np.ndarray:
+    """(n, D) float32 unit vectors: cluster centre + Gaussian noise (cos to the centre ~0.7)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, D), dtype=np.float32)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        x = centers[rng.integers(len(centers), size=m)] + rng.normal(scale=0.05, size=(m, D))
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def make_synthetic(path: Path, n: int, model_dir: Path) -> None:
+    """An index of `n` synthetic vectors, written through the store's own functions (no model runs;
+    the fingerprint is a tiny 384-d model's, so the index opens like any other)."""
+    from instructembed import Embedder
+    from instructembed.index import Index, store
+    from instructembed.index.vectors import append_rows
+
+    embedder = Embedder.load(model_dir)
+    Index.create(path, model=str(model_dir), embedder=embedder, store_text=False).close()
+    centers = np.random.default_rng(0).normal(size=(1000, D))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    conn = store.connect(path)
+    block = 100_000
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        vectors = mixture(m, 1 + start // block, centers)
+        append_rows(path / "vectors-0.f32", start, vectors)
+        with store.write_transaction(conn):
+            conn.executemany(
+                "INSERT INTO docs(key, id, text_sha256, metadata, n_chunks, truncated) VALUES (?, ?, '', ?, 1, 0)",
+                ((start + i, f"v{start + i}", json.dumps({"shard": (start + i) % 10})) for i in range(m)),
+            )
+            store.insert_chunks(conn, ((start + i, start + i, 0, 0, 0, None) for i in range(m)))
+            store.set_meta(conn, {"slots": start + m, "commit": start // block + 1})
+    conn.close()
+
+
+def _latencies(run: Any, repeats: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1000)
+    return round(float(np.percentile(samples, 50)), 2), round(float(np.percentile(samples, 99)), 2)
+
+
+def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, Any]:
+    """Run in a fresh process: open (mmap), search latency, recall, memory, disk."""
+    from instructembed.index import AnnKind, AnnSettings, Index
+
+    centers = np.random.default_rng(0).normal(size=(1000, D))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    queries = mixture(256, 999, centers)
+    out: dict[str, Any] = {"vectors": n}
+    before = rss_mib()
+    start = time.perf_counter()
+    index = Index.open(path)
+    out["open_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    index.search_vectors(queries[:1], k=10, exact=True)  # maps the file
+    out["rss_after_open_mib"] = round(rss_mib() - before, 1)
+    out["vectors_file_mib"] = round(n * D * 4 / 2**20, 1)
+    reps1 = 50 if n <= 100_000 else 20
+    exact_hits = index.search_vectors(queries, k=10, exact=True)
+    truth = [{h.id for h in row} for row in exact_hits]
+    results: dict[str, Any] = {}
+    results["exact"] = {
+        "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10, exact=True), reps1),
+        "q32_ms": _latencies(
+            lambda: index.search_vectors(queries[:32], k=10, exact=True), max(5, reps1 // 4)
+        ),
+        "recall_at_10": 1.0,
+    }
+    for kind in kinds:
+        if kind == "hnsw" and n > hnsw_max:
+            results[kind] = {
+                "skipped": f"HNSW build over {n} vectors left out on this machine (--hnsw-max {hnsw_max})"
+            }
+            continue
+        nlist = min(int(4 * math.sqrt(n)), 1024)
+        settings = AnnSettings(kind=AnnKind(kind), nlist=nlist, nprobe=32, ef_search=128, hnsw_m=32)
+        start = time.perf_counter()
+        index.rebuild(settings)
+        build_s = time.perf_counter() - start
+        approx = index.search_vectors(queries, k=10)
+        recall = np.mean([len({h.id for h in row} & t) / 10 for row, t in zip(approx, truth, strict=True)])
+        results[kind] = {
+            "settings": settings.to_json(),
+            "build_s": round(build_s, 1),
+            "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10), reps1 * 2),
+            "q32_ms": _latencies(lambda: index.search_vectors(queries[:32], k=10), reps1),
+            "recall_at_10": round(float(recall), 4),
+            "ann_file_mib": round(index.info()["files"][index.info()["approximate"]["file"]] / 2**20, 1),
+        }
+        index.rebuild(None)
+    out["search"] = results
+    out["rss_after_search_mib"] = round(rss_mib() - before, 1)
+    out["disk_mib"] = round(index.info()["disk_bytes"] / 2**20, 1)
+    out["load_average_1min"] = round(os.getloadavg()[0], 1)  # the machine is shared: say how busy it was
+    index.close()
+    return out
+
+
+def search_benchmark(sizes: list[int], kinds: list[str], work: Path, hnsw_max: int) -> list[dict[str, Any]]:
+    from instructembed.testing import build_checkpoint
+
+    model_dir = work / "tiny-384"
+    if not model_dir.exists():
+        build_checkpoint(model_dir, "bert", dense_out=D)
+    results = []
+    for n in sizes:
+        path = work / f"synthetic-{n}"
+        if not path.exists():
+            start = time.perf_counter()
+            make_synthetic(path, n, model_dir)
+            print(f"  wrote {n} vectors in {time.perf_counter() - start:.0f} s", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "_measure", str(path), str(n), ",".join(kinds), str(hnsw_max)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"},
+        )
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    return results
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_measure":
+        path, n, kinds, hnsw_max = sys.argv[2:6]
+        print(json.dumps(measure(Path(path), int(n), kinds.split(","), int(hnsw_max))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["build", "search"])
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--kinds", default="hnsw,ivf")
+    parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="Skip HNSW builds above this size.")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=DATA)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="index-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"{cpu()}; work dir {work}", flush=True)
+    if args.what == "build":
+        result: Any = build_throughput(args.docs, args.repeats, work, args.data_dir)
+    else:
+        result = search_benchmark(args.sizes, args.kinds.split(","), work, args.hnsw_max)
+    (work / f"{args.what}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
