@@ -212,6 +212,12 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
             lambda: index.search_vectors(queries[:32], k=10, exact=True), max(5, reps1 // 4)
         ),
         "recall_at_10": 1.0,
+        # a metadata filter matching 10 % of documents: SQLite scans the metadata, then the rows it
+        # leaves are searched exactly (or fetched chunks are filtered, for wide filters)
+        "q1_filtered_ms": _latencies(
+            lambda: index.search_vectors(queries[:1], k=10, filter={"shard": 3}, exact=True),
+            max(5, reps1 // 4),
+        ),
     }
     for kind in kinds:
         if kind == "hnsw" and n > hnsw_max:
