@@ -141,6 +141,9 @@ def test_rerun_refuses_other_inputs_and_settings(tiny_bert_dir: Path, tmp_path: 
     assert code == 1 and "doc_instruction: the index has" in output
     code, output = invoke(*build_args(other, out, tiny_bert_dir, "--overwrite"))
     assert code == 0 and "3 documents" in output
+    (tmp_path / "empty").mkdir()  # an existing empty directory is a fine place for a new index
+    code, output = invoke(*build_args(source, tmp_path / "empty", tiny_bert_dir))
+    assert code == 0 and "5 documents" in output
 
 
 @pytest.mark.parametrize("args", [["-q", "x", "-i", "q.jsonl"], []])

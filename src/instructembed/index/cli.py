@@ -24,6 +24,7 @@ from instructembed.cli_options import AllowPickleOpt, BackendOpt, DtypeOpt, Quan
 from instructembed.files import InputFormat, count_lines, input_format, read_rows
 from instructembed.index.ann import AnnKind, AnnSettings
 from instructembed.index.errors import IndexStoreError
+from instructembed.index.store import DB_NAME
 
 index_app = typer.Typer(
     help="Build and maintain a retrieval index (FAISS + SQLite) over your own documents.",
@@ -184,7 +185,7 @@ def build_command(
         "size": input.stat().st_size,
         "mtime_ns": input.stat().st_mtime_ns,
     }
-    resuming = out.exists()
+    resuming = (out / DB_NAME).is_file()
     if resuming:
         with Index.open(out) as existing:
             before = existing.info()["build"]
