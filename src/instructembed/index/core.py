@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from instructembed.chunking import ChunkPool, ChunkSettings, Splitter, chunk_documents
+from instructembed.chunking import ChunkedBatch, ChunkPool, ChunkSettings, Splitter, chunk_documents
 from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
 from instructembed.index.fingerprint import (
@@ -318,31 +318,11 @@ class Index:
         with self._mutex:
             try:
                 with store.write_transaction(self._conn):
+                    dead = 0
                     if fresh:
-                        dead = store.remove_docs(
-                            self._conn, [existing[r.id].key for r in fresh if r.id in existing]
-                        )
-                        keys: list[int] = []
-                        per_doc = np.bincount(chunked.doc_of_chunk(), minlength=len(fresh))
-                        for i, r in enumerate(fresh):
-                            keys.append(
-                                store.insert_doc(
-                                    self._conn,
-                                    r.id,
-                                    r.text_sha256,
-                                    r.metadata_json,
-                                    int(per_doc[i]),
-                                    i in chunked.truncated,
-                                )
-                            )
-                        for offset, c in enumerate(chunked.chunks):
-                            text = c.text if meta.store_text else None
-                            chunk_rows.append(
-                                (meta.slots + offset, keys[c.doc], c.index, c.start, c.end, text)
-                            )
-                        store.insert_chunks(self._conn, chunk_rows)
-                    else:
-                        dead = 0
+                        replaced_keys = [existing[r.id].key for r in fresh if r.id in existing]
+                        dead = store.remove_docs(self._conn, replaced_keys)
+                        chunk_rows = self._insert(fresh, chunked, meta.slots, meta.store_text)
                     for r in relabel:
                         store.update_metadata(self._conn, existing[r.id].key, r.metadata_json)
                     store.set_meta(
@@ -363,6 +343,25 @@ class Index:
         report.chunks += len(chunk_rows)
         report.truncated += len(chunked.truncated) if fresh else 0
         report.commits += 1
+
+    def _insert(
+        self, fresh: list[CheckedRecord], chunked: ChunkedBatch, first_slot: int, store_text: bool
+    ) -> list[tuple[int, int, int, int, int, str | None]]:
+        """Rows for new documents and their chunks (at slots from `first_slot`), in the caller's
+        transaction; returns the chunk rows written."""
+        per_doc = np.bincount(chunked.doc_of_chunk(), minlength=len(fresh))
+        keys = [
+            store.insert_doc(
+                self._conn, r.id, r.text_sha256, r.metadata_json, int(per_doc[i]), i in chunked.truncated
+            )
+            for i, r in enumerate(fresh)
+        ]
+        rows = [
+            (first_slot + offset, keys[c.doc], c.index, c.start, c.end, c.text if store_text else None)
+            for offset, c in enumerate(chunked.chunks)
+        ]
+        store.insert_chunks(self._conn, rows)
+        return rows
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id (unknown ids are ignored); returns how many were deleted."""
