@@ -115,8 +115,8 @@ def evaluate(
     return out
 
 
-def scifact(work: Path, model: str, skip_eval: bool, data_dir: Path) -> dict[str, Any]:
-    data = load_scifact(data_dir)
+def scifact(work: Path, model: str, skip_eval: bool, data_dir: Path, limit: int | None) -> dict[str, Any]:
+    data = load_scifact(data_dir).limited(limit)  # eval --limit takes the same subset
     task = get_task("SciFact")
     instructions = load_instructions("instructor-large").for_task(task)
     qrels = {q: rels for q, rels in data.qrels.items() if rels}
@@ -168,13 +168,20 @@ def main() -> None:
     parser.add_argument("--skip-eval", action="store_true", help="Do not run `instructembed eval` (slow).")
     parser.add_argument("--tasks", default="scifact,summeval")
     parser.add_argument("--data-dir", type=Path, default=DATA)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="SciFact: N evenly spaced queries, their relevant abstracts and 20 x N others (as eval --limit).",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="index-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"model": args.model, "cpu": _cpu()}
     tasks = args.tasks.split(",")
     if "scifact" in tasks:
-        results["SciFact"] = scifact(work, args.model, args.skip_eval, args.data_dir)
+        results["SciFact"] = scifact(work, args.model, args.skip_eval, args.data_dir, args.limit)
+        results["SciFact"]["limit"] = args.limit
     if "summeval" in tasks:
         results["SummEval-retrieval"] = summeval(work, args.model, args.data_dir)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
