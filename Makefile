@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,index
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+LINTED := src tests benchmarks scripts/release_check.py scripts/release_smoke.py
 
-.PHONY: demo test lint typecheck unit setup clean
+.PHONY: demo test lint typecheck unit release-check setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,8 @@ demo: $(STAMP)
 	$(BIN)/instructembed demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,7 +33,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+# The wheel as a user installs it: build sdist + wheel, twine check, every package file in the wheel, a
+# fresh venv outside the checkout (torch as above, then the wheel with its extras), a smoke test per extra.
+release-check: $(STAMP)
+	$(BIN)/python scripts/release_check.py --torch-spec "$(TORCH_SPEC)"
+
+test: lint typecheck unit release-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

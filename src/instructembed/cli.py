@@ -46,6 +46,27 @@ app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from instructembed.package_data import package_version
+
+        typer.echo(f"instructembed {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Instruction-conditioned text embeddings (INSTRUCTOR-style): embed, inspect, evaluate, serve, train."""
+
+
 ModelOpt = Annotated[
     str,
     typer.Option(
@@ -347,7 +368,7 @@ def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
 
 # Sub-commands that live with their features; each module imports its heavy dependencies lazily.
 from instructembed.eval.cli import eval_command  # noqa: E402
-from instructembed.export_cli import export_command  # noqa: E402
+from instructembed.export.cli import export_command  # noqa: E402
 from instructembed.index.cli import index_app, search_command  # noqa: E402
 from instructembed.server.cli import serve_command  # noqa: E402
 from instructembed.train.cli import build_medi_command, train_command  # noqa: E402

@@ -29,8 +29,18 @@ from instructembed.checkpoint import (
     resolve_model_dir,
 )
 from instructembed.errors import InstructEmbedError
+from instructembed.export.manifest import (
+    Format,
+    check_fresh,
+    export_backend,
+    graph_path,
+    is_export_dir,
+    parse_quantize,
+    read_manifest,
+)
 from instructembed.inputs import EmbedInput, to_items
-from instructembed.tokenize import Encoded, InstructionTokenizer
+from instructembed.package_data import package_version
+from instructembed.tokenize import Encoded, InstructionTokenizer, load_tokenizer
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the ONNX path
     from instructembed.model import EmbeddingModel
@@ -114,10 +124,8 @@ class Embedder:
             raise ValueError(f"the {backend} backend runs on the CPU only; got device={device!r}")
         cache = Path(cache_dir).expanduser() if cache_dir is not None else None
         if backend != "torch":
-            from instructembed.export import Format, open_graph, parse_quantize
-
             q = parse_quantize(quantize)
-            # Arguments and the runtime's extra are checked before open_graph, which may export.
+            # Arguments and the runtime's extra are checked before anything is exported.
             make: Callable[..., Backend]
             if backend == "onnx":
                 from instructembed.backends.onnx_backend import OnnxBackend, onnx_settings
@@ -129,10 +137,19 @@ class Embedder:
                 settings = openvino_settings(q, dtype, threads)
                 fmt, make = Format.OPENVINO, partial(OpenVinoBackend, settings=settings)
             # An export directory loads as is (no torch); a checkpoint is exported into the cache first.
-            manifest, path = open_graph(
-                name_or_path, fmt, q, allow_pickle=allow_pickle, revision=revision, cache_dir=cache
-            )
-            spec = manifest.to_spec(path.parent, max_seq_length)
+            root = resolve_model_dir(name_or_path, revision)
+            if is_export_dir(root):
+                manifest = read_manifest(root)
+                check_fresh(root, manifest)  # refused if its source weights changed since
+            else:  # keyed by the fingerprint just computed: fresh by construction
+                from instructembed.export.build import cached_export
+
+                root = cached_export(
+                    root, q, fmt=fmt, cache_dir=cache, allow_pickle=allow_pickle, revision=revision
+                )
+                manifest = read_manifest(root)
+            path = graph_path(root, manifest, fmt, q)
+            spec = manifest.to_spec(root, max_seq_length)
             runner = make(path, expected_fingerprint=manifest.fingerprint)
             log.info("loaded %s (%s %s, dim %d)", name_or_path, backend, runner.precision, spec.dimension)
             return cls(spec, load_tokenizer(spec), runner, name=str(name_or_path), config=config)
@@ -158,9 +175,7 @@ class Embedder:
                 raise ValueError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
         root = resolve_model_dir(name_or_path, revision)
-        from instructembed.export import MANIFEST
-
-        if (root / MANIFEST).is_file():
+        if is_export_dir(root):
             raise ValueError(f"{root} is an export; load it with backend='onnx' or backend='openvino'")
         spec = read_spec(root, max_seq_length)
         tokenizer = load_tokenizer(spec)
@@ -246,6 +261,7 @@ class Embedder:
             "backend": self.backend.name,
             "precision": self.backend.precision,
             "instruction_join": INSTRUCTION_JOIN,
+            "instructembed_version": package_version(),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -291,22 +307,8 @@ class Embedder:
 
 def _default_backend(name_or_path: str | Path, quantize: str | None) -> str:
     """torch, unless `name_or_path` is a local export directory: then the runtime it has a graph for."""
-    from instructembed.export import export_backend, is_export_dir
-
     path = Path(name_or_path).expanduser()
     return export_backend(path, quantize) if path.is_dir() and is_export_dir(path) else "torch"
-
-
-def load_tokenizer(spec: ModelSpec) -> InstructionTokenizer:
-    from transformers import AutoTokenizer
-
-    try:
-        hf = AutoTokenizer.from_pretrained(str(spec.encoder_dir), local_files_only=True, use_fast=True)
-    except (OSError, ValueError) as exc:
-        from instructembed.errors import CheckpointError
-
-        raise CheckpointError(f"could not load the tokenizer from {spec.encoder_dir}: {exc}") from exc
-    return InstructionTokenizer(hf, spec.max_seq_length, spec.do_lower_case)
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -12,17 +12,22 @@ users' existing indexes stay valid:
 - plain strings are stripped and pooled over all their tokens, special tokens included.
 
 The pooling mask itself is built per batch in `batching.collate` from `Encoded.n_masked`.
+`load_tokenizer` reads a model directory's fast tokenizer into an `InstructionTokenizer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenizers import Tokenizer
 
+from instructembed.errors import CheckpointError
 from instructembed.inputs import Item
+
+if TYPE_CHECKING:
+    from instructembed.checkpoint import ModelSpec
 
 _INSTRUCTION_CACHE_LIMIT = 65536
 
@@ -120,3 +125,14 @@ class InstructionTokenizer:
 
     def _full_lengths(self, joined: Sequence[str]) -> list[int]:
         return [len(enc.ids) for enc in self._full.encode_batch(list(joined))] if joined else []
+
+
+def load_tokenizer(spec: ModelSpec) -> InstructionTokenizer:
+    """The fast tokenizer of `spec`'s encoder directory, set to its max length and lower-casing."""
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(str(spec.encoder_dir), local_files_only=True, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"could not load the tokenizer from {spec.encoder_dir}: {exc}") from exc
+    return InstructionTokenizer(hf, spec.max_seq_length, spec.do_lower_case)

@@ -99,20 +99,3 @@ def test_ranks_share_the_task_and_split_the_batch() -> None:
         parts = [local_slice(idx, r, 2) for r in range(2)]
         assert np.array_equal(np.concatenate(parts), idx)
         assert {tasks[i] for p in parts for i in p} == {task}
-
-
-def test_build_medi_holds_out_test_texts(shared_data: Path, tmp_path: Path) -> None:
-    from instructembed.train.medi_build import build_medi, held_out_texts, normalize
-
-    out = tmp_path / "medi.jsonl"
-    report = build_medi(shared_data, out, seed=7, max_per_task=40)
-    data = read_medi(out)
-    assert set(data.task_counts()) <= set(report.tasks)
-    assert report.dropped > 0  # STS-B and MRPC do share sentences with STS12-16
-    held = held_out_texts(shared_data)
-    for e in data.examples:
-        assert not {normalize(e.query.text), normalize(e.pos.text), normalize(e.neg.text)} & held
-        assert e.query.instruction.startswith("Represent the ") and e.pos.text != e.neg.text
-    again = tmp_path / "again.jsonl"
-    build_medi(shared_data, again, seed=7, max_per_task=40)
-    assert again.read_bytes() == out.read_bytes()

@@ -1,4 +1,4 @@
-"""Fast CPU backend: an ONNX Runtime session over an export made by `instructembed.export`.
+"""Fast CPU backend: an ONNX Runtime session over an export made by `instructembed export`.
 
 The graph takes the same padded `TokenBatch` as torch -- ids, attention mask, the per-row float
 pooling mask (and token type ids for BERT) -- and returns pooled (B, D) float32, so mixed
@@ -19,7 +19,7 @@ import numpy as np
 from instructembed.backends import batch_feed, physical_cores
 from instructembed.batching import TokenBatch
 from instructembed.errors import CheckpointError, MissingExtraError
-from instructembed.export import FINGERPRINT_KEY, Quantization, check_stamp
+from instructembed.export.manifest import FINGERPRINT_KEY, Quantization, check_stamp
 
 log = logging.getLogger(__name__)
 

@@ -19,19 +19,27 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from instructembed.backends import batch_feed, physical_cores
 from instructembed.batching import TokenBatch
-from instructembed.errors import CheckpointError
-from instructembed.export import Quantization, check_stamp
-from instructembed.export_openvino import openvino_module, stamped_fingerprint
+from instructembed.errors import CheckpointError, MissingExtraError
+from instructembed.export.manifest import Quantization, check_stamp, openvino_fingerprint
 
 log = logging.getLogger(__name__)
 
 #: `dtype=` values the OpenVINO backend takes, and the inference precision each asks the CPU plugin for.
 PRECISIONS = {"float32": "f32", "fp32": "f32", "bfloat16": "bf16", "bf16": "bf16"}
+
+
+def _ov() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise MissingExtraError("openvino", "openvino") from None
+    return openvino
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, model_path: Path, settings: OpenVinoSettings, expected_fingerprint: str | None = None):
-        ov = openvino_module()
+        ov = _ov()
         core = ov.Core()
         try:
             model = core.read_model(str(model_path))
@@ -73,7 +81,7 @@ class OpenVinoBackend:
             raise CheckpointError(
                 f"openvino could not read {model_path}: {exc}; re-export the model"
             ) from exc
-        check_stamp(model_path, stamped_fingerprint(model), expected_fingerprint)
+        check_stamp(model_path, openvino_fingerprint(model), expected_fingerprint)
         self.threads = settings.threads or physical_cores()
         config = {
             "PERFORMANCE_HINT": "LATENCY",  # one stream: each batch uses every thread
@@ -107,5 +115,5 @@ class OpenVinoBackend:
 
 def openvino_settings(quantize: Quantization, dtype: str | None, threads: int | None) -> OpenVinoSettings:
     """The compile settings for `Embedder.load`'s arguments, checked (with the extra) before any export."""
-    openvino_module()  # the missing-extra message before anything else
+    _ov()  # the missing-extra message before anything else
     return OpenVinoSettings(quantize=quantize, precision=parse_precision(dtype, quantize), threads=threads)

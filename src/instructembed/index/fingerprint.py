@@ -74,7 +74,7 @@ class Fingerprint:
 
 def weights_hash(root: Path) -> str:
     """sha256 identity of a model directory: an export's recorded source fingerprint, else its files'."""
-    from instructembed.export import fingerprint, is_export_dir, read_manifest
+    from instructembed.export.manifest import fingerprint, is_export_dir, read_manifest
 
     if is_export_dir(root):
         return read_manifest(root).fingerprint

@@ -35,6 +35,13 @@ def _eval_fn(tasks: str, limit: int | None, data_dir: Path) -> Any:
     return evaluate
 
 
+def _dev_fn(dev_file: Path, data_dir: Path, instructions: bool) -> Any:
+    """Dev scores of training tasks (never a held-out test), see `train.dev_eval`."""
+    from instructembed.train.dev_eval import dev_scores
+
+    return lambda embedder: dev_scores(embedder, data_dir, dev_file, instructions=instructions)
+
+
 @friendly_errors(
     interrupted=lambda kw: (
         f"interrupted; rerun with --resume to continue from the last checkpoint in {kw.get('out')}"
@@ -166,6 +173,14 @@ def train_command(
             help="Data folder for evaluation [../shared/data].", envvar="INSTRUCTEMBED_TRAIN_EVAL_DATA_DIR"
         ),
     ] = None,
+    eval_dev: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dev slice written by build-medi (medi.dev.jsonl): evaluate on dev data of the training "
+            "tasks (STS-B dev, TrecQA dev, the slice) instead of --eval-tasks.",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL_DEV",
+        ),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch.", envvar="INSTRUCTEMBED_TRAIN_THREADS")
     ] = None,
@@ -199,7 +214,9 @@ def train_command(
     if not info.is_main:
         logging.getLogger().setLevel(logging.WARNING)
     eval_fn = None
-    if cfg.eval_every:
+    if cfg.eval_every and cfg.eval_dev is not None:
+        eval_fn = _dev_fn(cfg.eval_dev, cfg.eval_data_dir or DEFAULT_DATA_DIR, not cfg.no_instructions)
+    elif cfg.eval_every:
         eval_fn = _eval_fn(cfg.eval_tasks, cfg.eval_limit, cfg.eval_data_dir or DEFAULT_DATA_DIR)
     result = train(cfg, resume=resume, dist_info=info, eval_fn=eval_fn)
     if info.is_main:
@@ -224,16 +241,51 @@ def build_medi_command(
     max_per_task: Annotated[
         int, typer.Option(help="Examples kept per task.", envvar="INSTRUCTEMBED_MEDI_MAX_PER_TASK")
     ] = 3000,
+    dev_per_task: Annotated[
+        int,
+        typer.Option(
+            help="Examples per task held back as dev data.", envvar="INSTRUCTEMBED_MEDI_DEV_PER_TASK"
+        ),
+    ] = 32,
+    label_share: Annotated[
+        float,
+        typer.Option(
+            help="Most of the batches label-defined tasks may make.", envvar="INSTRUCTEMBED_MEDI_LABEL_SHARE"
+        ),
+    ] = 0.25,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Base model that pairs label-defined tasks by nearest neighbours.",
+            envvar="INSTRUCTEMBED_MEDI_MODEL",
+        ),
+    ] = "all-MiniLM-L6-v2",
 ) -> None:
-    """Build a small MEDI-style mixture from the train/dev splits (held-out test texts removed)."""
-    from instructembed.train.medi_build import HELD_OUT, build_medi
+    """Build the MEDI-style mixture (+ dev slice, symmetric/asymmetric halves, report) from the shared data."""
+    from instructembed.train.medi_build import HELD_OUT, build_medi, sibling
 
-    report = build_medi(data_dir, out, seed=seed, max_per_task=max_per_task)
-    typer.echo(f"{'task':<22} {'examples':>8} {'dropped (held-out overlap)':>28}")
-    for name, stats in report.tasks.items():
-        typer.echo(f"{name:<22} {stats.kept:>8} {stats.dropped_overlap:>28}")
-    typer.echo(f"{'total':<22} {report.kept:>8} {report.dropped:>28}")
-    typer.echo(f"held out: {', '.join(HELD_OUT)} ({report.held_out_texts} distinct test texts); wrote {out}")
+    report = build_medi(
+        data_dir,
+        out,
+        seed=seed,
+        max_per_task=max_per_task,
+        dev_per_task=dev_per_task,
+        label_share=label_share,
+        model=model,
+    )
+    typer.echo(f"{'task':<22} {'kind':<10} {'examples':>8} {'dev':>4} {'held-out drop':>13} {'dev drop':>8}")
+    for name, s in report.tasks.items():
+        kind = "label" if s.label_defined else "sym" if s.symmetric else "asym"
+        typer.echo(
+            f"{name:<22} {kind:<10} {s.kept:>8} {s.dev:>4} {s.dropped_held_out:>13} {s.dropped_dev:>8}"
+        )
+    typer.echo(
+        f"{'total':<22} {'':<10} {report.kept:>8}; asymmetric {report.asymmetric_share():.1%} of examples, "
+        f"label-defined {report.label_batch_share(32):.1%} of batches of 32"
+    )
+    typer.echo(f"held out: {', '.join(HELD_OUT)} ({report.held_out_texts} distinct test texts)")
+    files = ", ".join(f"{name} ({n})" for name, n in report.variants.items())
+    typer.echo(f"wrote {files}; report in {sibling(out, 'report')}")
 
 
 def _standalone() -> typer.Typer:

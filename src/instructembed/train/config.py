@@ -54,6 +54,7 @@ class TrainConfig:
     eval_tasks: str = "STSBenchmark"
     eval_limit: int | None = 200
     eval_data_dir: Path | None = None
+    eval_dev: Path | None = None  # dev slice of the mixture: evaluate on training tasks' dev data
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -103,13 +104,14 @@ class TrainConfig:
             "eval_limit",
             "eval_tasks",
             "eval_data_dir",
+            "eval_dev",
             "device",
         }
     )
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
-_PATHS = {"data", "out", "eval_data_dir"}
+_PATHS = {"data", "out", "eval_data_dir", "eval_dev"}
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

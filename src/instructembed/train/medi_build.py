@@ -1,41 +1,48 @@
-"""Build a small MEDI-style training mixture from the train/dev splits in `../shared/data`.
+"""Build the MEDI-style training mixture from `../shared/data`: tasks, decontamination, caps, variants.
 
-Tasks (instructions in INSTRUCTOR's "Represent the (domain) (text type) for (objective): " style;
-asymmetric tasks get separate query and document instructions):
+    build_medi(data_dir, out)  ->  out              the mixture (train)
+                                   out.dev.jsonl    a held-back dev slice per task (never trained on)
+                                   out.sym.jsonl    its symmetric tasks only        } the paper's ablation,
+                                   out.asym.jsonl   its asymmetric tasks only       } the same size
+                                   out.report.json  what was kept, dropped and why
 
-| task            | source                 | positive                        | hard negative                                   |
-| --------------- | ---------------------- | ------------------------------- | ----------------------------------------------- |
-| stsb-{genre}    | STS-B train            | partner in a pair scored >= 4   | most word-overlapping sentence not scored >= 2.5 with it |
-| mrpc            | MRPC train             | paraphrase partner (label 1)    | most word-overlapping other MRPC sentence       |
-| snli            | SNLI validation (dev)  | entailed hypothesis             | contradicting hypothesis of the same premise    |
-| trecqa          | TrecQA train           | a correct answer sentence       | a wrong candidate answer to the same question   |
-| banking77       | Banking77 train        | another query, same intent      | most word-overlapping query of another intent   |
-| sst2            | SST-2 train (phrases)  | another phrase, same sentiment  | most word-overlapping phrase of the other sentiment |
+Tasks and their instructions are in `medi_tasks.py`, the triples in `medi_pairs.py`. What the build
+guarantees:
 
-Held out entirely (never read for training): SICK-R, STS12-16, TwitterSemEval2015, TwitterURLCorpus,
-SummEval, AG News, SciFact. Because the sets share sentences (STS-B reuses STS12-16 pairs, MRPC feeds
-STS12 MSRpar, SICK reuses MSRvid captions), every example whose query, positive or negative text
-appears in a held-out *test* set (exact match after lower-casing and collapsing whitespace) is
-dropped, and mined negatives are drawn only from sentences that are not in a held-out test set.
-Test splits are never used. The output is deterministic given the seed.
+- **Held out**: nothing from a held-out *test* set enters (SICK-R, STS12-16, TwitterSemEval2015,
+  TwitterURLCorpus, SummEval, AG News, SciFact). A triple is dropped when any of its texts -- or, for a
+  long document, any sentence of it -- equals a held-out test text after normalisation (lower case,
+  letters and digits only, as `../shared/data/README.md` checks overlaps). The dev sets used to choose
+  the recipe (STS-B dev, TrecQA dev) are kept out the same way, so dev scores are not trained on.
+- **Label-defined tasks** (classification as pairs) take the base model's nearest same-label text as
+  the positive and nearest other-label text as the hard negative, and together make at most
+  `label_share` of the batches.
+- **Instructions** are drawn per example from each task's paraphrases (robustness to wording); the dev
+  slice uses each task's first wording.
+- **Deterministic** for a seed (and a machine: nearest neighbours come from float arithmetic).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import re
 import tempfile
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from instructembed.errors import InputFileError
+from instructembed.train import medi_pairs as pairs
+from instructembed.train import medi_sources as src
+from instructembed.train.medi_tasks import TASKS, Instructions, TaskDef
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HELD_OUT", "BuildReport", "Instructions", "build_medi", "held_out_texts", "normalize"]
 
 HELD_OUT = (
     "SICK-R",
@@ -50,73 +57,41 @@ HELD_OUT = (
     "AGNews",
     "SciFact",
 )
-
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "in",
-        "on",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "for",
-        "with",
-        "as",
-        "at",
-        "by",
-        "from",
-        "that",
-        "this",
-        "s",
-        "i",
-        "you",
-        "he",
-        "she",
-        "we",
-        "they",
-        "my",
-        "your",
-        "his",
-        "her",
-        "our",
-        "their",
-    ]
-)
+DEV_SETS = ("STS-B dev", "TrecQA dev")
+_KEY = re.compile(r"[a-z0-9]+")
 
 
 def normalize(text: str) -> str:
-    """The key used to match training texts against held-out test texts."""
-    return " ".join(text.lower().split())
-
-
-@dataclass(frozen=True)
-class Instructions:
-    query: str
-    document: str
+    """The key used to match training texts against held-out test texts: lower case, letters and digits."""
+    return " ".join(_KEY.findall(text.lower()))
 
 
 @dataclass
 class TaskStats:
     kept: int = 0
-    dropped_overlap: int = 0
+    dev: int = 0
+    dropped_held_out: int = 0
+    dropped_dev: int = 0
+    capped: int = 0
+    symmetric: bool = True
+    label_defined: bool = False
+    long_documents: bool = False
+    mean_document_words: float = 0.0
+    source: str = ""
+
+    @property
+    def dropped_overlap(self) -> int:  # the earlier report's name
+        return self.dropped_held_out + self.dropped_dev
 
 
 @dataclass
 class BuildReport:
     tasks: dict[str, TaskStats] = field(default_factory=dict)
     held_out_texts: int = 0
+    dev_texts: int = 0
+    variants: dict[str, int] = field(default_factory=dict)  # file -> examples
+    label_cap: int = 0
+    seed: int = 42
 
     @property
     def kept(self) -> int:
@@ -126,8 +101,23 @@ class BuildReport:
     def dropped(self) -> int:
         return sum(s.dropped_overlap for s in self.tasks.values())
 
+    def asymmetric_share(self) -> float:
+        return sum(s.kept for s in self.tasks.values() if not s.symmetric) / max(self.kept, 1)
 
-# ---- held-out test texts ---------------------------------------------------------------------
+    def label_batch_share(self, batch_size: int) -> float:
+        batches = {n: s.kept // batch_size for n, s in self.tasks.items()}
+        label = sum(b for n, b in batches.items() if self.tasks[n].label_defined)
+        return label / max(sum(batches.values()), 1)
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["kept"], out["dropped"] = self.kept, self.dropped
+        out["asymmetric_share"] = round(self.asymmetric_share(), 4)
+        out["label_batch_share_at_32"] = round(self.label_batch_share(32), 4)
+        return out
+
+
+# ---- what must not be trained on -----------------------------------------------------------------
 
 
 def held_out_texts(data_dir: Path) -> set[str]:
@@ -140,308 +130,267 @@ def held_out_texts(data_dir: Path) -> set[str]:
     for year in ("sts12", "sts13", "sts14", "sts15", "sts16"):
         sts = loaders.load_semeval(data_dir, year)
         texts += [*sts.sentences1, *sts.sentences2]
-    for pairs in (loaders.load_twitter_pit2015(data_dir), loaders.load_twitter_url_corpus(data_dir)):
-        texts += [*pairs.sentences1, *pairs.sentences2]
+    for pair_data in (loaders.load_twitter_pit2015(data_dir), loaders.load_twitter_url_corpus(data_dir)):
+        texts += [*pair_data.sentences1, *pair_data.sentences2]
     for group in loaders.load_summeval_reference_free(data_dir).groups:
         texts += [*group.references, *group.summaries]
+        texts += [p for ref in group.references for p in src.iter_lines(ref)]  # article sentences
     ag = loaders.load_ag_news_classification(data_dir)
     texts += [*ag.train_texts, *ag.test_texts]
     scifact = loaders.load_scifact(data_dir)
     texts += list(scifact.queries.values())
     for title, body in scifact.corpus.values():
-        texts += [title, body]
-    return {normalize(t) for t in texts}
+        texts += [title, body, *src.iter_lines(body)]
+    return {k for k in (normalize(t) for t in texts) if k}
 
 
-# ---- a small lexical index for mining hard negatives -------------------------------------------
+def dev_texts(data_dir: Path) -> set[str]:
+    """Normalized texts of the dev sets the recipe is chosen on (STS-B dev, TrecQA dev)."""
+    from instructembed.eval import loaders
+
+    sts = loaders.load_stsbenchmark(data_dir, "dev")
+    texts = [*sts.sentences1, *sts.sentences2]
+    for q in loaders.load_trecqa(data_dir, "dev").queries:
+        texts += [q.query, *q.candidates]
+    return {k for k in (normalize(t) for t in texts) if k}
 
 
-class LexicalIndex:
-    """IDF-weighted word overlap over a fixed pool of texts: the hardest negatives a lexical match finds."""
-
-    def __init__(self, texts: Sequence[str], max_df: float = 0.05) -> None:
-        self.texts = list(texts)
-        self.words = [frozenset(w for w in _WORD.findall(t.lower()) if w not in _STOP) for t in self.texts]
-        df: Counter[str] = Counter(w for ws in self.words for w in ws)
-        n = max(len(self.texts), 1)
-        cap = max(2, int(max_df * n))
-        self.idf = {
-            w: math.log(n / c) for w, c in df.items() if c <= cap
-        }  # very common words carry no signal
-        self.postings: dict[str, list[int]] = defaultdict(list)
-        for i, ws in enumerate(self.words):
-            for w in ws:
-                if w in self.idf:
-                    self.postings[w].append(i)
-
-    def best(self, text: str, accept: Callable[[int], bool], rng: random.Random) -> int | None:
-        """Index of the highest-overlap pool text that `accept`s, else a random accepted one."""
-        scores: dict[int, float] = defaultdict(float)
-        for w in set(_WORD.findall(text.lower())):
-            weight = self.idf.get(w)
-            if weight is None:
-                continue
-            for i in self.postings[w]:
-                scores[i] += weight
-        for i, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
-            if accept(i):
-                return i
-        for _ in range(50):
-            i = rng.randrange(len(self.texts))
-            if accept(i):
-                return i
-        return None
+def _keys(text: str, long_document: bool) -> Iterable[str]:
+    yield normalize(text)
+    if long_document:
+        yield from (normalize(p) for p in src.iter_lines(text))
 
 
-# ---- readers for the training splits (the evaluation's parsers where they keep what we need) --
+# ---- the tasks -------------------------------------------------------------------------------------
 
 
-def _stsb_train(data_dir: Path) -> list[tuple[str, float, str, str]]:
-    """(genre, score, s1, s2) from STS-B train: tab split, columns 0, 4, 5, 6 (SOURCE.md)."""
-    path = data_dir / "stsbenchmark" / "sts-train.csv"
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, start=1):
-            cols = line.rstrip("\r\n").split("\t")
-            if len(cols) < 7:
-                raise InputFileError(f"{path}:{n}: expected at least 7 tab-separated columns")
-            genre = "main-forum" if cols[0] == "main-forums" else cols[0]  # spelled both ways (SOURCE.md)
-            rows.append((genre, float(cols[4]), cols[5], cols[6]))
-    return rows
-
-
-def _sst2_train(data_dir: Path) -> list[tuple[str, int]]:
-    path = data_dir / "sst2" / "sentiment-train"
-    out = []
-    with path.open(encoding="utf-8") as handle:
-        for n, line in enumerate(handle, start=1):
-            text, sep, label = line.rstrip("\r\n").rpartition("\t")
-            if not sep or label not in {"0", "1"}:
-                raise InputFileError(f"{path}:{n}: expected `phrase TAB 0/1`")
-            out.append((text.strip(), int(label)))
-    return out
-
-
-# ---- task builders: each returns (query, pos, neg) text triples ---------------------------------
-
-Triple = tuple[str, str, str]
-STSB_GENRES = {"main-captions": "image caption", "main-news": "news", "main-forum": "forum"}
-
-
-def _mine(
-    queries: Iterable[tuple[str, str, set[int]]],
-    index: LexicalIndex,
-    clean: Callable[[int], bool],
-    rng: random.Random,
-) -> list[Triple]:
-    out = []
-    for q, pos, excluded in queries:
-        j = index.best(q, lambda i, ex=excluded: i not in ex and clean(i), rng)  # type: ignore[misc]
-        if j is not None:
-            out.append((q, pos, index.texts[j]))
-    return out
-
-
-def build_stsb(
-    data_dir: Path, rng: random.Random, clean_text: Callable[[str], bool]
-) -> dict[str, list[Triple]]:
-    rows = _stsb_train(data_dir)
-    pool = sorted({s for _, _, a, b in rows for s in (a, b)})
-    at = {s: i for i, s in enumerate(pool)}
-    related: dict[str, set[int]] = defaultdict(set)  # sentences scored >= 2.5 with it (not negatives)
-    for _, score, a, b in rows:
-        related[a].add(at[a])
-        related[b].add(at[b])
-        if score >= 2.5:
-            related[a].add(at[b])
-            related[b].add(at[a])
-    index = LexicalIndex(pool)
-    clean = [clean_text(s) for s in pool]
-    out: dict[str, list[Triple]] = {}
-    for genre, name in STSB_GENRES.items():
-        queries = [(a, b, related[a]) for g, score, a, b in rows if g == genre and score >= 4.0]
-        out[f"stsb-{name.replace(' ', '-')}"] = _mine(queries, index, clean.__getitem__, rng)
-    return out
-
-
-def build_mrpc(data_dir: Path, rng: random.Random, clean_text: Callable[[str], bool]) -> list[Triple]:
-    from instructembed.eval.loaders import load_mrpc
-
-    pairs = load_mrpc(data_dir, "train")
-    pool = sorted({*pairs.sentences1, *pairs.sentences2})
-    at = {s: i for i, s in enumerate(pool)}
-    related: dict[str, set[int]] = defaultdict(set)
-    for a, b in zip(pairs.sentences1, pairs.sentences2, strict=True):
-        related[a] |= {at[a], at[b]}
-        related[b] |= {at[a], at[b]}
-    index = LexicalIndex(pool)
-    clean = [clean_text(s) for s in pool]
-    queries = [
-        (a, b, related[a])
-        for a, b, y in zip(pairs.sentences1, pairs.sentences2, pairs.labels, strict=True)
-        if y == 1
-    ]
-    return _mine(queries, index, clean.__getitem__, rng)
-
-
-def build_snli(data_dir: Path, rng: random.Random) -> list[Triple]:
-    from instructembed.eval.loaders import read_snli
-
-    by_premise: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for premise, hypothesis, label in read_snli(data_dir, "validation"):
-        by_premise[premise][label].append(hypothesis)
-    out: list[Triple] = []
-    for premise, hyps in by_premise.items():
-        if hyps[0] and hyps[2]:
-            out.append((premise, rng.choice(hyps[0]), rng.choice(hyps[2])))
-    return out
-
-
-def build_trecqa(data_dir: Path, rng: random.Random) -> list[Triple]:
-    from instructembed.eval.loaders import load_trecqa
-
-    out: list[Triple] = []
-    for q in load_trecqa(data_dir, "train").queries:
-        positives = [c for c, y in zip(q.candidates, q.labels, strict=True) if y == 1]
-        negatives = [c for c, y in zip(q.candidates, q.labels, strict=True) if y == 0]
-        if negatives:
-            out += [(q.query, pos, rng.choice(negatives)) for pos in positives]
-    return out
-
-
-def _labelled(
-    texts: Sequence[str],
-    labels: Sequence[int],
-    rng: random.Random,
-    limit: int,
-    clean_text: Callable[[str], bool],
-) -> list[Triple]:
-    """Positive: another text with the same label; negative: the most overlapping text of another label."""
-    index = LexicalIndex(texts)
-    by_label: dict[int, list[int]] = defaultdict(list)
-    for i, y in enumerate(labels):
-        by_label[y].append(i)
-    clean = [clean_text(t) for t in texts]
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    out: list[Triple] = []
-    for i in order:
-        if len(out) >= limit:
-            break
-        same = by_label[labels[i]]
-        if len(same) < 2:
-            continue
-        j = i
-        while j == i:
-            j = rng.choice(same)
-        k = index.best(texts[i], lambda c, y=labels[i]: labels[c] != y and clean[c], rng)  # type: ignore[misc]
-        if k is not None:
-            out.append((texts[i], texts[j], texts[k]))
-    return out
-
-
-def build_banking77(
-    data_dir: Path, rng: random.Random, limit: int, clean_text: Callable[[str], bool]
-) -> list[Triple]:
-    from instructembed.eval.loaders import load_banking77
-
-    data = load_banking77(data_dir)
-    return _labelled(data.train_texts, data.train_labels, rng, limit, clean_text)
-
-
-def build_sst2(
-    data_dir: Path, rng: random.Random, limit: int, clean_text: Callable[[str], bool]
-) -> list[Triple]:
-    rows = [(t, y) for t, y in _sst2_train(data_dir) if len(t.split()) >= 8]  # phrases, not fragments
-    rows = sorted(set(rows))
-    return _labelled([t for t, _ in rows], [y for _, y in rows], rng, limit, clean_text)
-
-
-INSTRUCTIONS: dict[str, Instructions] = {
-    **{
-        f"stsb-{name.replace(' ', '-')}": Instructions(
-            f"Represent the {name} sentence for retrieving semantically similar sentences: ",
-            f"Represent the {name} sentence for retrieving semantically similar sentences: ",
-        )
-        for name in STSB_GENRES.values()
-    },
-    "mrpc": Instructions(
-        "Represent the news sentence for retrieving its paraphrases: ",
-        "Represent the news sentence for retrieving its paraphrases: ",
-    ),
-    "snli": Instructions(
-        "Represent the image caption for retrieving sentences it entails: ",
-        "Represent the statement about an image for retrieval: ",
-    ),
-    "trecqa": Instructions(
-        "Represent the factoid question for retrieving news sentences that answer it: ",
-        "Represent the news sentence for retrieval: ",
-    ),
-    "banking77": Instructions(
-        "Represent the bank customer query for retrieving queries with the same intent: ",
-        "Represent the bank customer query for retrieving queries with the same intent: ",
-    ),
-    "sst2": Instructions(
-        "Represent the movie review phrase for retrieving phrases with the same sentiment: ",
-        "Represent the movie review phrase for retrieving phrases with the same sentiment: ",
-    ),
-}
-
-
-def build_medi(data_dir: Path, out: Path, *, seed: int = 42, max_per_task: int = 3000) -> BuildReport:
-    """Write the mixture to `out` (JSONL, atomically) and return per-task counts."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise InputFileError(f"{data_dir}: data directory not found; pass --data-dir pointing at shared/data")
-    held = held_out_texts(data_dir)
-    report = BuildReport(held_out_texts=len(held))
-
-    def clean_text(text: str) -> bool:
-        return normalize(text) not in held
-
+def _pair_tasks(data_dir: Path, seed: int, clean: Callable[[str], bool]) -> dict[str, list[pairs.Triple]]:
     def rng(task: str) -> random.Random:
         return random.Random(f"{seed}:{task}")  # str seeds are hashed deterministically (sha512)
 
-    tasks: dict[str, list[Triple]] = {}
-    tasks.update(build_stsb(data_dir, rng("stsb"), clean_text))
-    tasks["mrpc"] = build_mrpc(data_dir, rng("mrpc"), clean_text)
-    tasks["snli"] = build_snli(data_dir, rng("snli"))
-    tasks["trecqa"] = build_trecqa(data_dir, rng("trecqa"))
-    tasks["banking77"] = build_banking77(data_dir, rng("banking77"), max_per_task, clean_text)
-    tasks["sst2"] = build_sst2(data_dir, rng("sst2"), max_per_task, clean_text)
+    out: dict[str, list[pairs.Triple]] = {}
+    out.update(pairs.build_stsb(data_dir, rng("stsb"), clean))
+    out["mrpc"] = pairs.build_mrpc(data_dir, rng("mrpc"), clean)
+    out["snli"] = pairs.build_snli(data_dir, rng("snli"))
+    out["trecqa"] = pairs.build_trecqa(data_dir, rng("trecqa"))
+    out["rte"] = pairs.build_rte(src.read_rte(data_dir), rng("rte"), pairs.lexical_finder(rng("rte:n")))
+    out["ai2-science-evidence"] = pairs.build_ai2(src.read_ai2_8grade(data_dir), rng("ai2"))
+    out["argus-news"] = pairs.build_argus(
+        src.read_argus(data_dir), rng("argus"), pairs.lexical_finder(rng("argus:n"))
+    )
+    stories = {
+        "abc-news-story": src.read_abc(data_dir),
+        "movie-review": src.read_movie_reviews(data_dir),
+        "product-review": src.read_product_review_titles(data_dir),
+    }
+    for name, items in stories.items():
+        out[name] = pairs.build_story_task(items, rng(name), pairs.lexical_finder(rng(name + ":n")))
+    out["mctest-story"] = pairs.build_mctest(
+        src.read_mctest(data_dir), rng("mctest"), pairs.lexical_finder(rng("mctest:n"))
+    )
+    return out
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+
+def _label_rows(data_dir: Path) -> dict[str, pairs.Labelled]:
+    return {
+        "banking77": pairs.banking77_rows(data_dir),
+        "sst2": pairs.sst2_rows(data_dir),
+        **pairs.labelled_sources(data_dir),
+    }
+
+
+def default_embed(model: str) -> pairs.EmbedFn:
+    """The base model without instructions (how it was trained), unit vectors."""
+    from instructembed.embedder import Embedder
+
+    embedder = Embedder.load(model)
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        vectors = embedder.embed(list(texts))
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    return embed
+
+
+def _label_cap(sizes: dict[str, int], label: set[str], cap: int, share: float, batch: int) -> int:
+    """The largest per-task cap (a multiple of `batch`, <= `cap`) keeping label tasks' batches <= share."""
+    other = sum(min(n, cap) // batch for t, n in sizes.items() if t not in label)
+    best = 0
+    for c in range(batch, cap + 1, batch):
+        lab = sum(min(sizes[t], c) // batch for t in label)
+        if lab <= share * (lab + other):
+            best = c
+    return best
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+
+
+def _record(task: TaskDef, triple: pairs.Triple, wording: Instructions) -> str:
+    q, p, n = triple
+    return json.dumps(
+        {
+            "query": [wording.query, q],
+            "pos": [wording.document, p],
+            "neg": [wording.document, n],
+            "task_name": task.name,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _write(path: Path, lines: Sequence[str]) -> None:
+    """Atomically: a temporary file renamed over `path` (a failed build never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
     ) as handle:
         tmp = Path(handle.name)
         try:
-            for name, triples in tasks.items():
-                stats = report.tasks.setdefault(name, TaskStats())
-                kept = [t for t in triples if all(clean_text(s) for s in t)]
-                stats.dropped_overlap = len(triples) - len(kept)
-                rng(name + ":cap").shuffle(kept)
-                kept = kept[:max_per_task]
-                stats.kept = len(kept)
-                instr = INSTRUCTIONS[name]
-                for q, p, n in kept:
-                    record = {
-                        "query": [instr.query, q],
-                        "pos": [instr.document, p],
-                        "neg": [instr.document, n],
-                        "task_name": name,
-                    }
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.writelines(line + "\n" for line in lines)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    tmp.replace(out)
+    tmp.replace(path)
+
+
+def sibling(out: Path, kind: str) -> Path:
+    """`medi.jsonl` -> `medi.<kind>.jsonl` (dev, sym, asym) or `medi.report.json`."""
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    suffix = ".json" if kind == "report" else ".jsonl"
+    return out.with_name(f"{stem}.{kind}{suffix}")
+
+
+def build_medi(
+    data_dir: Path,
+    out: Path,
+    *,
+    seed: int = 42,
+    max_per_task: int = 3000,
+    dev_per_task: int = 32,
+    label_share: float = 0.25,
+    batch_size: int = 32,
+    label_pool: int = 3000,
+    embed: pairs.EmbedFn | None = None,
+    model: str = "all-MiniLM-L6-v2",
+) -> BuildReport:
+    """Write the mixture, its dev slice and its symmetric / asymmetric halves; return the report."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputFileError(f"{data_dir}: data directory not found; pass --data-dir pointing at shared/data")
+    if not 0 < label_share <= 1:
+        raise ValueError(f"label_share must be in (0, 1], got {label_share}")
+    held, dev = held_out_texts(data_dir), dev_texts(data_dir)
+    report = BuildReport(held_out_texts=len(held), dev_texts=len(dev), seed=seed)
+
+    def clean(text: str) -> bool:
+        key = normalize(text)
+        return key not in held and key not in dev
+
+    triples = _pair_tasks(data_dir, seed, clean)
+    embed_fn = embed or default_embed(model)
+    for name, rows in _label_rows(data_dir).items():
+        anchors = max_per_task + dev_per_task
+        pool = min(label_pool, max(4 * anchors, 64))
+        kept_rows = [(t, y) for t, y in rows if clean(t)]
+        triples[name] = pairs.pair_by_label(
+            kept_rows, embed_fn, random.Random(f"{seed}:{name}"), anchors=anchors, pool=pool
+        )
+
+    # decontaminate, hold back the dev slice
+    train: dict[str, list[pairs.Triple]] = {}
+    dev_lines: list[str] = []
+    for task in TASKS:
+        stats = report.tasks.setdefault(
+            task.name,
+            TaskStats(
+                symmetric=task.symmetric,
+                label_defined=task.label_defined,
+                long_documents=task.long_documents,
+                source=task.source,
+            ),
+        )
+        kept = []
+        for triple in triples.get(task.name, []):
+            keys = [k for i, t in enumerate(triple) for k in _keys(t, task.long_documents and i > 0)]
+            if any(k in held for k in keys):
+                stats.dropped_held_out += 1
+            elif any(k in dev for k in keys):
+                stats.dropped_dev += 1
+            else:
+                kept.append(triple)
+        kept = sorted(set(kept))  # exact repeats once; a canonical order before the seeded shuffle
+        random.Random(f"{seed}:{task.name}:order").shuffle(kept)
+        held_back = _dev_slice(kept, dev_per_task if len(kept) >= 4 * dev_per_task else 0)
+        dev_lines += [_record(task, t, task.instructions[0]) for t in held_back]
+        stats.dev = len(held_back)
+        seen = {text for t in held_back for text in t[:2]}
+        train[task.name] = [t for t in kept if not seen.intersection(t)]
+        stats.dropped_dev += len(kept) - len(held_back) - len(train[task.name])
+
+    # caps: every task at most max_per_task; label-defined tasks together at most label_share of batches
+    label = {t.name for t in TASKS if t.label_defined}
+    sizes = {name: len(rows) for name, rows in train.items()}
+    report.label_cap = _label_cap(sizes, label, max_per_task, label_share, batch_size)
+    lines: dict[str, list[str]] = {}
+    for task in TASKS:
+        chosen = train[task.name]
+        cap = report.label_cap if task.name in label else max_per_task
+        stats = report.tasks[task.name]
+        stats.capped = max(0, len(chosen) - cap)
+        chosen = chosen[:cap]
+        stats.kept = len(chosen)
+        if task.long_documents and chosen:
+            stats.mean_document_words = round(float(np.mean([len(p.split()) for _, p, _ in chosen])), 1)
+        pick = random.Random(f"{seed}:{task.name}:wording")
+        lines[task.name] = [
+            _record(task, t, task.instructions[pick.randrange(len(task.instructions))]) for t in chosen
+        ]
+
+    mixture = [line for task in TASKS for line in lines[task.name]]
+    sym = [line for task in TASKS if task.symmetric for line in lines[task.name]]
+    asym_by_task = {t.name: lines[t.name] for t in TASKS if not t.symmetric}
+    asym = _same_size(asym_by_task, len(sym), random.Random(f"{seed}:asym"))
+    for kind, records in (("mixture", mixture), ("dev", dev_lines), ("sym", sym), ("asym", asym)):
+        path = out if kind == "mixture" else sibling(out, kind)
+        _write(path, records)
+        report.variants[path.name] = len(records)
+    _write(sibling(out, "report"), [json.dumps(report.to_json(), indent=2)])
     for name, stats in report.tasks.items():
         log.info(
-            "%-22s %6d examples (%d dropped: text in a held-out test set)",
+            "%-22s %6d kept, %4d dev, %5d dropped (held-out), %4d dropped (dev)",
             name,
             stats.kept,
-            stats.dropped_overlap,
+            stats.dev,
+            stats.dropped_held_out,
+            stats.dropped_dev,
         )
     return report
+
+
+def _dev_slice(triples: Sequence[pairs.Triple], n: int) -> list[pairs.Triple]:
+    """`n` triples with distinct queries and positives. The caller then drops every training triple
+    that holds a dev query or positive in any role: a question with several answers, a story with
+    four statements or a text that is many anchors' nearest neighbour must not sit on both sides."""
+    out: list[pairs.Triple] = []
+    used: set[str] = set()
+    for triple in triples:
+        if len(out) == n:
+            break
+        if triple[0] not in used and triple[1] not in used:
+            out.append(triple)
+            used.update(triple[:2])
+    return out
+
+
+def _same_size(by_task: dict[str, list[str]], size: int, rng: random.Random) -> list[str]:
+    """`size` lines sampled proportionally from each task (each task's own order kept)."""
+    total = sum(len(v) for v in by_task.values())
+    if total <= size:
+        return [line for rows in by_task.values() for line in rows]
+    out: list[str] = []
+    for rows in by_task.values():
+        take = round(len(rows) * size / total)
+        out += rows[:take]
+    rng.shuffle(out)
+    return out[:size]
