@@ -11,7 +11,8 @@
     python benchmarks/index_quality.py [--work DIR] [--model all-MiniLM-L6-v2] [--skip-eval]
 
 Every build and search is a subprocess running the real CLI (printed), so the numbers are what the
-commands give. Results: a markdown table on stdout and <work>/results.json.
+commands give. Results: a markdown table on stdout and <work>/results.json. Run again with the same
+--work, finished builds are continued (nothing to add) instead of redone.
 """
 
 from __future__ import annotations
@@ -137,8 +138,11 @@ def scifact(work: Path, model: str, skip_eval: bool, data_dir: Path, limit: int 
                 "SciFact",
                 "--instructions",
                 "instructor-large",
+                "--data-dir",
+                data_dir,
                 "--out",
                 eval_dir,
+                *(["--limit", limit] if limit else []),
             ),
             1,
         )
