@@ -4,11 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch lies on local disk; installing it first keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,index
+EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,index,langchain,llamaindex,chroma,haystack
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
-LINTED := src tests benchmarks scripts/release_check.py scripts/release_smoke.py
+LINTED := src tests benchmarks scripts/release_check.py scripts/release_smoke.py examples
 
-.PHONY: demo test lint typecheck unit release-check setup clean
+.PHONY: demo test lint typecheck unit release-check setup clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The playground's browser tests drive Debian's chromium (never a downloaded browser); installed
+# here when missing (root in CI). Without it they skip locally and fail in CI.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+		|| echo "could not install chromium (not root?): the browser tests will skip locally"
+
+unit: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # The wheel as a user installs it: build sdist + wheel, twine check, every package file in the wheel, a

@@ -55,6 +55,11 @@ EXTRA_MODULES = {
     "eval": ("sklearn", "scipy", "pytrec_eval", "datasets"),
     "train": ("matplotlib",),
     "parquet": ("pyarrow",),
+    "langchain": ("langchain_core",),
+    "llamaindex": ("llama_index",),
+    "chroma": ("chromadb",),
+    "haystack": ("haystack",),
+    "index": ("faiss",),
 }
 
 
@@ -423,6 +428,118 @@ def train(args: argparse.Namespace) -> None:
     vectors = Embedder.load(out / "model").embed(ITEMS)
     check(vectors.shape == _reference(args).shape, f"the trained model embeds to {vectors.shape}")
     print(f"  train: 2 steps, losses {[round(loss, 3) for loss in losses]}")
+
+
+def _row_match(got: Any, row: int, args: argparse.Namespace, what: str) -> None:
+    """One embedded item against the checkout's vector for the same (instruction, text)."""
+    import numpy as np
+
+    expected = _reference(args)[row]
+    vector = np.asarray(got, dtype=np.float32)
+    check(
+        vector.shape == expected.shape, f"{what}: shape {vector.shape}, the checkout gives {expected.shape}"
+    )
+    diff = float(np.abs(vector - expected).max())
+    check(diff <= 1e-5, f"{what}: max |difference| from the checkout's vector {diff:.2e} > 1e-5")
+    print(f"  {what}: max |diff| vs checkout {diff:.1e}")
+
+
+@smoke("langchain", extras=("langchain",))
+def langchain(args: argparse.Namespace) -> None:
+    """LangChain InstructEmbeddings: embed_query / embed_documents give the checkout's vectors."""
+    _installed(args.forbid)
+    from instructembed.integrations.langchain import InstructEmbeddings
+
+    lc = InstructEmbeddings(model=MODEL, query_instruction=ITEMS[1][0], embed_instruction=ITEMS[2][0])
+    _row_match(lc.embed_query(ITEMS[1][1]), 1, args, "langchain embed_query")
+    _row_match(lc.embed_documents([ITEMS[2][1]])[0], 2, args, "langchain embed_documents")
+
+
+@smoke("llamaindex", extras=("llamaindex",))
+def llamaindex(args: argparse.Namespace) -> None:
+    """LlamaIndex InstructEmbedding: query and text embeddings give the checkout's vectors."""
+    _installed(args.forbid)
+    from instructembed.integrations.llamaindex import InstructEmbedding
+
+    li = InstructEmbedding(MODEL, query_instruction=ITEMS[1][0], text_instruction=ITEMS[2][0])
+    _row_match(li.get_query_embedding(ITEMS[1][1]), 1, args, "llamaindex query")
+    _row_match(li.get_text_embedding_batch([ITEMS[2][1]])[0], 2, args, "llamaindex text batch")
+
+
+@smoke("chroma", extras=("chroma",))
+def chroma(args: argparse.Namespace) -> None:
+    """Chroma InstructEmbeddingFunction in a real PersistentClient: add two documents, query finds one."""
+    _installed(args.forbid)
+    os.environ["ANONYMIZED_TELEMETRY"] = "False"
+    import chromadb
+    from chromadb.config import Settings
+
+    from instructembed.integrations.chroma import InstructEmbeddingFunction
+
+    fn = InstructEmbeddingFunction(MODEL, document_instruction=ITEMS[2][0], query_instruction=ITEMS[1][0])
+    _row_match(fn.embed_query([ITEMS[1][1]])[0], 1, args, "chroma embed_query")
+    client = chromadb.PersistentClient(path="chroma", settings=Settings(anonymized_telemetry=False))
+    docs = client.create_collection("smoke", embedding_function=fn)  # type: ignore[arg-type]
+    docs.add(ids=["paris", "guitar"], documents=[ITEMS[2][1], ITEMS[4][1]])
+    hits = docs.query(query_texts=[ITEMS[1][1]], n_results=1)
+    check(hits["ids"] == [["paris"]], f"chroma query returned {hits['ids']}, expected [['paris']]")
+    print("  chroma: add 2, query -> paris")
+
+
+@smoke("haystack", extras=("haystack",))
+def haystack(args: argparse.Namespace) -> None:
+    """Haystack text embedder gives the checkout's vectors."""
+    _installed(args.forbid)
+    os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
+    from instructembed.integrations.haystack import InstructTextEmbedder
+
+    text = InstructTextEmbedder(MODEL, instruction=ITEMS[1][0])
+    text.warm_up()
+    _row_match(text.run(ITEMS[1][1])["embedding"], 1, args, "haystack text embedder")
+
+
+@smoke("index", extras=("index",))
+def index(args: argparse.Namespace) -> None:
+    """index build from JSONL, search from the command line: the top hit and its score are the checkout's."""
+    _installed(args.forbid)
+    import numpy as np
+
+    docs = _jsonl(Path("docs.jsonl"))  # ids "row-0".."row-5", the texts of ITEMS
+    _run(
+        [
+            _cli(),
+            "index",
+            "build",
+            "--input",
+            docs,
+            "--instruction",
+            ITEMS[2][0],
+            "--query-instruction",
+            ITEMS[1][0],
+            "--model",
+            MODEL,
+            "--out",
+            "ix",
+            "--no-progress",
+        ]
+    )
+    _run([_cli(), "search", "--index", "ix", "--query", ITEMS[1][1], "--k", "2", "--output", "hits.jsonl"])
+    (line,) = Path("hits.jsonl").read_text(encoding="utf-8").splitlines()
+    hits = json.loads(line)["hits"]
+    check(
+        hits[0]["id"] == "row-2",
+        f"search for {ITEMS[1][1]!r} ranked {[h['id'] for h in hits]}, not row-2 first",
+    )
+    ref = _reference(args)
+    # The index embeds documents under ITEMS[2]'s instruction: ITEMS[2] itself is the checkout's vector.
+    expected = float(np.dot(ref[1], ref[2]))
+    diff = abs(hits[0]["score"] - expected)
+    check(diff <= 1e-5, f"top score {hits[0]['score']:.6f}, the checkout's vectors give {expected:.6f}")
+    info = json.loads(_run([_cli(), "index", "info", "ix", "--json"]))
+    check(
+        info["documents"] == len(ITEMS), f"index info counts {info['documents']} documents, not {len(ITEMS)}"
+    )
+    print(f"  index: build {len(ITEMS)} documents, search -> row-2 (score diff vs checkout {diff:.1e})")
 
 
 # >>> Add a smoke test per new extra here, e.g. @smoke("index", extras=("index",)) for the FAISS + SQLite

@@ -227,7 +227,7 @@ class Study:
     def evaluate(self, row: str, seed: int | None, table: str, model: str | Path) -> None:
         key = f"{row}-s{seed}-{table}" if seed is not None else f"{row}-{table}"
         out_dir = self.runs / "eval" / key
-        if (out_dir / "DONE").exists():
+        if (out_dir / "DONE").exists() or self.recorded(row, seed, table):
             return
         log.info("held-out evaluation %s", key)
         config = EmbedConfig(token_budget=32768, max_batch_size=256)
@@ -264,6 +264,18 @@ class Study:
         append_runs(self.results, lines)
         (out_dir / "DONE").write_text("", encoding="utf-8")
 
+    def recorded(self, row: str, seed: int | None, table: str) -> bool:
+        """Every held-out task of this row is in runs.jsonl already (a fresh machine need not redo it)."""
+        if not self.results.exists():
+            return False
+        lines = [json.loads(x) for x in self.results.read_text(encoding="utf-8").splitlines() if x.strip()]
+        got = {
+            d["task"]
+            for d in lines
+            if (d["row"], d["seed"], d["table"], d["limit"]) == (row, seed, table, self.budget.eval_limit)
+        }
+        return set(HELD_OUT_TASKS) <= got
+
     def base_rows(self) -> None:
         self.evaluate("B0", None, "none", self.model)
         self.evaluate("B1", None, "large", self.model)
@@ -282,6 +294,8 @@ class Study:
         return scores
 
     def sweep(self) -> None:
+        if (self.runs / "recipe.json").exists() or (self.results.parent / "recipe.json").exists():
+            return  # the recipe is frozen: the sweep's job is done
         for cand in self.budget.sweep:
             out = self.runs / "sweep" / cand.name
             b = self.budget
@@ -289,6 +303,9 @@ class Study:
 
     def recipe(self) -> dict[str, object]:
         path = self.runs / "recipe.json"
+        committed = self.results.parent / "recipe.json"
+        if not path.exists() and committed.exists():
+            shutil.copy(committed, path)  # frozen in an earlier session: restored, never re-chosen
         if path.exists():
             return dict(json.loads(path.read_text(encoding="utf-8")))
         evidence = []
@@ -332,8 +349,9 @@ class Study:
         cand = Candidate(**recipe["candidate"])  # type: ignore[arg-type]
         steps = int(recipe["steps"])  # type: ignore[call-overload]
         kind, instr = ROWS[row]
-        if row == "T-I" and seed == 1 and steps == self.budget.steps:
-            return self.runs / "sweep" / cand.name / "model"  # the winning sweep run is T-I, seed 1
+        winner = self.runs / "sweep" / cand.name / "model"
+        if row == "T-I" and seed == 1 and steps == self.budget.steps and winner.is_dir():
+            return winner  # the winning sweep run is T-I, seed 1
         out = self.runs / "train" / f"{row}-s{seed}"
         # the recipe is frozen: rows log one dev score, at their last step (the sweep has the curves)
         return self._train(self.train_config(self.mixture(kind), out, cand, seed, steps, instr, steps))
@@ -341,15 +359,17 @@ class Study:
     def rows(self, which: tuple[str, ...], seeds: tuple[int, ...]) -> None:
         for seed in seeds:
             for row in which:
-                model = self.model_for(row, seed)
-                self.evaluate(row, seed, "large" if ROWS[row][1] else "none", model)
+                table = "large" if ROWS[row][1] else "none"
+                if not self.recorded(row, seed, table):
+                    self.evaluate(row, seed, table, self.model_for(row, seed))
 
     def wording(self, seeds: tuple[int, ...]) -> None:
         for table in ("base", "xl", "generic"):
             self.evaluate("B1", None, table, self.model)
         for seed in seeds:
             for table in ("base", "xl", "generic"):
-                self.evaluate("T-I", seed, table, self.model_for("T-I", seed))
+                if not self.recorded("T-I", seed, table):
+                    self.evaluate("T-I", seed, table, self.model_for("T-I", seed))
 
     def status(self) -> None:
         done = sorted(p.parent.name for p in (self.runs / "eval").glob("*/DONE"))

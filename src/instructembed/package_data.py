@@ -40,6 +40,25 @@ def read_text(name: str) -> str:
         ) from None
 
 
+#: The playground page's files, served by `instructembed serve` (server/playground_routes.py).
+PLAYGROUND_FILES = ("index.html", "app.js", "style.css", "examples.json")
+
+
+def read_playground(name: str) -> bytes:
+    """The bytes of `server/playground/<name>` as installed with the package."""
+    if name not in PLAYGROUND_FILES:
+        raise ValueError(f"{name!r} is not a playground file; known: {', '.join(PLAYGROUND_FILES)}")
+    resource = resources.files(PACKAGE).joinpath("server", "playground", name)
+    try:
+        return resource.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise PackageDataError(
+            f"instructembed's packaged file server/playground/{name} is missing (looked for {resource}): "
+            f"this installation of instructembed {package_version()} is incomplete; reinstall it "
+            "(pip install --force-reinstall instructembed)"
+        ) from None
+
+
 def package_version() -> str:
     """The installed distribution's version ("0+unknown" when the source runs without being installed)."""
     try:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from instructembed.server.batcher import EmbedderLike
 from instructembed.server.errors import install_handlers
 from instructembed.server.metrics import MetricsMiddleware, ServerMetrics
+from instructembed.server.playground_routes import playground_router
 from instructembed.server.routes import embeddings_router, ops_router
 from instructembed.server.search_routes import search_router
 from instructembed.server.service import ServerState
@@ -53,6 +54,8 @@ def create_app(
             loaded.dimension,
             loaded.max_seq_length,
         )
+        if settings.playground:
+            logger.info("playground page at /playground/ (turn it off with --no-playground)")
         try:
             yield
         finally:
@@ -72,6 +75,8 @@ def create_app(
     app.include_router(embeddings_router)
     app.include_router(search_router)
     app.include_router(ops_router)
+    if settings.playground:
+        app.include_router(playground_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

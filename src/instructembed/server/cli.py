@@ -104,9 +104,18 @@ def serve_command(
             envvar="INSTRUCTEMBED_OVERLONG", help="Inputs over the token limit: truncate or reject (422)."
         ),
     ] = OverlongPolicy.TRUNCATE,
+    playground: Annotated[
+        bool,
+        typer.Option(
+            "--playground/--no-playground",
+            envvar="INSTRUCTEMBED_PLAYGROUND",
+            help="Serve the playground page at /playground/ (static files from the package).",
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option(envvar="INSTRUCTEMBED_LOG_LEVEL")] = "info",
 ) -> None:
-    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics."""
+    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics,
+    and a playground page at /playground/."""
     try:
         import uvicorn
 
@@ -128,6 +137,7 @@ def serve_command(
             overlong=overlong,
             served_model_name=served_model_name,
             max_search_k=max_search_k,
+            playground=playground,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

@@ -45,6 +45,8 @@ class ServerSettings:
     drain_timeout_s: float = 30.0
     #: Largest `k` one POST /v1/search may ask for (422 above it); only with an index (`--index`).
     max_search_k: int = 1000
+    #: Serve the playground page at /playground/ (static files shipped in the package).
+    playground: bool = True
 
     def __post_init__(self) -> None:
         positive = {
