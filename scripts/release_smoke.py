@@ -59,6 +59,7 @@ EXTRA_MODULES = {
     "llamaindex": ("llama_index",),
     "chroma": ("chromadb",),
     "haystack": ("haystack",),
+    "index": ("faiss",),
 }
 
 
@@ -495,6 +496,50 @@ def haystack(args: argparse.Namespace) -> None:
     text = InstructTextEmbedder(MODEL, instruction=ITEMS[1][0])
     text.warm_up()
     _row_match(text.run(ITEMS[1][1])["embedding"], 1, args, "haystack text embedder")
+
+
+@smoke("index", extras=("index",))
+def index(args: argparse.Namespace) -> None:
+    """index build from JSONL, search from the command line: the top hit and its score are the checkout's."""
+    _installed(args.forbid)
+    import numpy as np
+
+    docs = _jsonl(Path("docs.jsonl"))  # ids "row-0".."row-5", the texts of ITEMS
+    _run(
+        [
+            _cli(),
+            "index",
+            "build",
+            "--input",
+            docs,
+            "--instruction",
+            ITEMS[2][0],
+            "--query-instruction",
+            ITEMS[1][0],
+            "--model",
+            MODEL,
+            "--out",
+            "ix",
+            "--no-progress",
+        ]
+    )
+    _run([_cli(), "search", "--index", "ix", "--query", ITEMS[1][1], "--k", "2", "--output", "hits.jsonl"])
+    (line,) = Path("hits.jsonl").read_text(encoding="utf-8").splitlines()
+    hits = json.loads(line)["hits"]
+    check(
+        hits[0]["id"] == "row-2",
+        f"search for {ITEMS[1][1]!r} ranked {[h['id'] for h in hits]}, not row-2 first",
+    )
+    ref = _reference(args)
+    # The index embeds documents under ITEMS[2]'s instruction: ITEMS[2] itself is the checkout's vector.
+    expected = float(np.dot(ref[1], ref[2]))
+    diff = abs(hits[0]["score"] - expected)
+    check(diff <= 1e-5, f"top score {hits[0]['score']:.6f}, the checkout's vectors give {expected:.6f}")
+    info = json.loads(_run([_cli(), "index", "info", "ix", "--json"]))
+    check(
+        info["documents"] == len(ITEMS), f"index info counts {info['documents']} documents, not {len(ITEMS)}"
+    )
+    print(f"  index: build {len(ITEMS)} documents, search -> row-2 (score diff vs checkout {diff:.1e})")
 
 
 # >>> Add a smoke test per new extra here, e.g. @smoke("index", extras=("index",)) for the FAISS + SQLite

@@ -447,10 +447,8 @@ DOCS = {
 
 def test_search_the_servers_index(page: Any, minilm: Any, tmp_path: Path) -> None:
     """When /info lists an index, the page offers it and shows what Index.search answers."""
-    try:
-        from instructembed.index import Index
-    except ImportError:  # this branch predates the index; the test runs once both are merged
-        pytest.skip("instructembed.index (issue 12) is not in this checkout; POST /v1/search does not exist")
+    from instructembed.index import Index
+
     doc_instruction = "Represent the document for retrieval: "
     query_instruction = "Represent the question for retrieving supporting documents: "
     path = tmp_path / "ix"
@@ -462,7 +460,7 @@ def test_search_the_servers_index(page: Any, minilm: Any, tmp_path: Path) -> Non
         embedder=minilm,
     ) as index:
         index.add([{"id": k, "text": t, "metadata": {"n": len(t)}} for k, t in DOCS.items()])
-    server = ThreadedServer(create_app(minilm, ServerSettings(), index=path))  # type: ignore[call-arg]
+    server = ThreadedServer(create_app(minilm, ServerSettings(), index=path))
     server.start()
     try:
         open_playground(page, server.base_url)
