@@ -1,0 +1,142 @@
+"""`instructembed embed --engine ray`: the command-line edge of the sharded Ray job.
+
+Options are validated here, before Ray is started or joined; errors that Ray wraps on their way back
+from a worker (a malformed line in some shard) are unwrapped into the one line the user reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from instructembed.errors import InstructEmbedError
+from instructembed.scale.batches import Columns, ModelOptions
+
+
+class Engine(str, Enum):
+    """Where `embed` runs: this process, or a Ray cluster (`--address`, or a local Ray runtime)."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+#: Options of `embed` that mean nothing to the Ray job, with what to do instead.
+UNSUPPORTED = {
+    "format": "the format comes from each file's suffix (.jsonl, .csv, .tsv, .parquet)",
+    "skip_blank": "plain-text input is not read by the Ray job; use JSONL",
+    "overwrite": "a rerun continues the job in --output; give a new directory to start over",
+}
+
+
+def ray_embed(
+    *,
+    input: Path,
+    output: Path,
+    model: str,
+    instruction: str | None,
+    field: str,
+    id_field: str,
+    instruction_field: str | None,
+    chunk_size: int,
+    max_seq_length: int | None,
+    allow_pickle: bool,
+    device: str | None,
+    backend: str | None,
+    quantize: str | None,
+    dtype: str | None,
+    threads: int | None,
+    progress: bool,
+    address: str | None,
+    actors: int | None,
+    cpus_per_actor: float,
+    gpus_per_actor: float,
+    unsupported: dict[str, Any],
+) -> None:
+    """Run the job, print what it did (shards embedded and skipped, rows) on stderr."""
+    given = [name for name, value in unsupported.items() if value]
+    if given:
+        name = given[0]
+        raise ValueError(f"--{name.replace('_', '-')} does not apply to --engine ray: {UNSUPPORTED[name]}")
+    if output.suffix.lower() in (".npy", ".parquet"):
+        raise ValueError(
+            f"--engine ray writes a directory of parquet shards and a manifest; --output {output} looks "
+            "like a file name: give a directory"
+        )
+    if gpus_per_actor > 0 and device is None:
+        device = "cuda"
+    from instructembed.scale.job import JobConfig, connect, run_job
+
+    config = JobConfig(
+        input=str(input),
+        output=output,
+        options=ModelOptions(
+            model,
+            backend=backend,
+            dtype=dtype,
+            quantize=quantize,
+            device=device,
+            threads=threads,
+            max_seq_length=max_seq_length,
+            allow_pickle=allow_pickle,
+        ),
+        columns=Columns(text=field, id=id_field, instruction=instruction_field),
+        instruction=instruction,
+        actors=actors,
+        cpus_per_actor=cpus_per_actor,
+        gpus_per_actor=gpus_per_actor,
+        part_rows=chunk_size,
+    )
+    from instructembed.scale.shards import find_inputs
+
+    find_inputs(config.input)  # a wrong --input fails before a cluster is joined
+    connect(address)
+    try:
+        report = run_job(config, progress=progress)
+    except Exception as exc:
+        raise user_error(exc) from None
+    finally:
+        _shutdown()
+    typer.echo(
+        f"embedded {report.embedded} shard(s) ({report.rows} rows, {report.vectors} vectors), "
+        f"skipped {report.skipped} complete shard(s); {report.total_rows} rows in {report.shards} "
+        f"shard(s) under {output} ({report.seconds:.1f} s)",
+        err=True,
+    )
+
+
+def user_error(exc: BaseException) -> BaseException:
+    """Our own error inside Ray's wrappers (`RayTaskError`, `UserCodeException`), or `exc` itself.
+
+    Ray sends a worker's exception back as text inside its own exception types, so besides the
+    exception chain the text is searched for the last 'instructembed.errors.X: message' line.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, InstructEmbedError) and type(current).__module__ == "instructembed.errors":
+            return current
+        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    found = _OUR_ERROR.findall(str(exc))
+    return InstructEmbedError(found[-1]) if found else exc
+
+
+_OUR_ERROR = re.compile(r"^instructembed\.errors\.\w+: (.+)$", re.MULTILINE)
+
+
+def _shutdown() -> None:
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        logging.getLogger(__name__).info("disconnecting from Ray")
+        ray.shutdown()
