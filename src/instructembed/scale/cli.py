@@ -7,14 +7,12 @@ from a worker (a malformed line in some shard) are unwrapped into the one line t
 from __future__ import annotations
 
 import logging
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from instructembed.errors import InstructEmbedError
 from instructembed.scale.batches import Columns, ModelOptions
 
 
@@ -97,8 +95,6 @@ def ray_embed(
     connect(address)
     try:
         report = run_job(config, progress=progress)
-    except Exception as exc:
-        raise user_error(exc) from None
     finally:
         _shutdown()
     typer.echo(
@@ -107,29 +103,6 @@ def ray_embed(
         f"shard(s) under {output} ({report.seconds:.1f} s)",
         err=True,
     )
-
-
-def user_error(exc: BaseException) -> BaseException:
-    """Our own error inside Ray's wrappers (`RayTaskError`, `UserCodeException`), or `exc` itself.
-
-    Ray sends a worker's exception back as text inside its own exception types, so besides the
-    exception chain the text is searched for the last 'instructembed.errors.X: message' line.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, InstructEmbedError) and type(current).__module__ == "instructembed.errors":
-            return current
-        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
-    found = _OUR_ERROR.findall(str(exc))
-    return InstructEmbedError(found[-1]) if found else exc
-
-
-_OUR_ERROR = re.compile(r"^instructembed\.errors\.\w+: (.+)$", re.MULTILINE)
 
 
 def _shutdown() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -369,7 +370,8 @@ def run_job(
         bar = _bar(len(todo), progress)
         last_write = time.monotonic()
         try:
-            for row in ds.iter_rows():
+            rows = ds.iter_rows()
+            while (row := _next(rows)) is not None:
                 record = ShardRecord(**json.loads(row["record"]))
                 if record.name not in manifest.shards:  # recorded once, even if Ray ran it twice
                     manifest.shards[record.name] = record
@@ -399,6 +401,40 @@ def run_job(
         total_rows=sum(r.rows for r in manifest.shards.values()),
         seconds=time.monotonic() - started,
     )
+
+
+def user_error(exc: BaseException) -> BaseException:
+    """Our own error inside Ray's wrappers (`RayTaskError`, `UserCodeException`), or `exc` itself.
+
+    Ray sends a worker's exception back as text inside its own exception types, so besides the
+    exception chain the text is searched for the last 'instructembed.errors.X: message' line.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, InstructEmbedError) and type(current).__module__ == "instructembed.errors":
+            return current
+        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    found = _OUR_ERROR.findall(str(exc))
+    return InstructEmbedError(found[-1]) if found else exc
+
+
+_OUR_ERROR = re.compile(r"^instructembed\.errors\.\w+: (.+)$", re.MULTILINE)
+
+
+def _next(rows: Any) -> Any:
+    """The next row, with an error a worker raised on purpose surfacing as itself."""
+    try:
+        return next(rows, None)
+    except Exception as exc:
+        ours = user_error(exc)
+        if ours is exc:
+            raise
+        raise ours from None
 
 
 def _bar(total: int, enabled: bool) -> Any:
