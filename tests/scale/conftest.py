@@ -1,4 +1,8 @@
-"""Fixtures for scale/: a local Ray runtime kept small (2 CPUs, 250 MB object store, no dashboard)."""
+"""Fixtures for scale/: a small local Ray runtime (one node, 2 CPUs, 200 MB object store, no dashboard).
+
+The runtime is a `ray start --head` node of its own (ray_cluster.py) that this process joins: the
+same as `ray.init(num_cpus=2)`, but started with retries and torn down by its own processes only.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ray_cluster import Cluster
 from scale_helpers import need_ray
 
 # Ray reads these at start-up: no usage reporting, and no token handshake between the test's nodes.
@@ -15,17 +20,14 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    """A local Ray runtime for one test module."""
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A local Ray runtime with 2 CPUs for one test module; this process is its driver."""
     ray = need_ray()
-    ray.init(
-        num_cpus=2,
-        object_store_memory=250 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    node = Cluster(tmp_path_factory.mktemp("local-ray"))
     try:
+        node.start_head(num_cpus=2)
+        ray.init(address=node.address, log_to_driver=False, configure_logging=False)
         yield ray
     finally:
         ray.shutdown()
+        node.stop()

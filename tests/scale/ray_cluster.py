@@ -82,24 +82,27 @@ class Cluster:
         self.nodes: list[subprocess.Popen[bytes]] = []
         root.mkdir(parents=True, exist_ok=True)
 
-    def _start(self, args: list[str], name: str, timeout_s: float) -> subprocess.Popen[bytes]:
+    def _start(self, args: list[str], name: str, timeout_s: float, tries: int = 3) -> subprocess.Popen[bytes]:
+        """`ray start ARGS --block`, retried: Ray gives a raylet 30 s to register, which a loaded
+        machine can miss (the node then exits, and is started again)."""
         log = self.root / f"{name}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [_ray_bin(), "start", *args, "--block"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=ray_env(),
-                start_new_session=True,
-            )
-        self.nodes.append(proc)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if "Ray runtime started" in log.read_text(errors="replace"):
-                return proc
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
+        for _ in range(tries):
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [_ray_bin(), "start", *args, "--block"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=ray_env(),
+                    start_new_session=True,
+                )
+            self.nodes.append(proc)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and proc.poll() is None:
+                if "Ray runtime started" in log.read_text(errors="replace"):
+                    return proc
+                time.sleep(0.5)
+            kill_session(proc.pid)
+            proc.wait(timeout=30)
         raise RuntimeError(f"ray start {name} did not come up:\n{log.read_text(errors='replace')[-3000:]}")
 
     def start_head(self, num_cpus: int, timeout_s: float = 180) -> None:

@@ -168,14 +168,13 @@ def embed_dataset(
     `preserve_order=True` (then input order, at some cost in pipelining); the id column travels with
     every row. Write the result with Ray's writers (`.write_parquet(...)`), or iterate it.
     """
-    ray = require_ray()
+    require_ray()
     if isinstance(data, (str, Path)) or (
         isinstance(data, Sequence) and data and all(isinstance(d, (str, Path)) for d in data)
     ):
         data = read_paths(data)
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
-    _data_context(progress=False)
     size = _pool_size(actors, cpus_per_actor, gpus_per_actor, work=1 << 30)
     out = data.map_batches(
         EmbedBatches,
@@ -189,9 +188,9 @@ def embed_dataset(
         compute=_compute(size),
         **_resources(cpus_per_actor, gpus_per_actor),
     )
+    out.context.max_errored_blocks = 0  # this dataset's context only: a failed block is an error
     if preserve_order:
         out.context.execution_options.preserve_order = True
-    del ray
     return out
 
 
