@@ -23,6 +23,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -34,7 +35,11 @@ from instructembed.scale.job import JobConfig, run_job
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 INSTRUCTION = "Represent the scientific paragraph for retrieval: "
 MODEL = "all-MiniLM-L6-v2"
-PRECISIONS = {"fp32": {}, "bf16": {"dtype": "bfloat16"}, "int8": {"backend": "onnx", "quantize": "int8"}}
+PRECISIONS: dict[str, dict[str, Any]] = {
+    "fp32": {},
+    "bf16": {"dtype": "bfloat16"},
+    "int8": {"backend": "onnx", "quantize": "int8"},
+}
 
 
 def passages(n: int, words: int = 150) -> list[str]:
@@ -45,7 +50,7 @@ def passages(n: int, words: int = 150) -> list[str]:
     return texts
 
 
-def plain_rate(texts: list[str], threads: int, repeats: int, **load: str) -> float:
+def plain_rate(texts: list[str], threads: int, repeats: int, **load: Any) -> float:
     model = Embedder.load(MODEL, threads=threads, **load)
     model.embed(texts[:32], instruction=INSTRUCTION)  # warm-up
     best = float("inf")
@@ -84,7 +89,9 @@ def job_seconds(texts: list[str], actors: int, cpus: int, per_shard: int, root: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--passages", type=int, default=400, help="N: jobs run on N and 3N passages")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-precisions", action="store_true")
