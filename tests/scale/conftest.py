@@ -17,6 +17,7 @@ from scale_helpers import need_ray
 # Ray reads these at start-up: no usage reporting, and no token handshake between the test's nodes.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ def ray_env() -> dict[str, str]:
         "PYTHONPATH": path,
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_AUTH_MODE": "disabled",
+        "RAY_raylet_start_wait_time_s": "180",  # a loaded machine registers a raylet slowly
         "HF_HUB_OFFLINE": "1",
     }
 
