@@ -56,7 +56,9 @@ def test_embed_dataset_reads_paths_in_any_order_joined_on_id(
         for line in f.read_text().splitlines()
     }
     options = ModelOptions(str(tiny_bert_dir))
-    out = embed_dataset(str(tmp_path / "in" / "*.jsonl"), options, actors=2, batch_rows=16).take_all()
+    with pytest.raises(ValueError, match="for reading the files"):  # 2 actors would starve the reads
+        embed_dataset(str(tmp_path / "in"), options, actors=2)
+    out = embed_dataset(str(tmp_path / "in" / "*.jsonl"), options, actors=1, batch_rows=16).take_all()
     by_id = {r["id"]: r["embedding"] for r in out}
     assert len(out) == len(ids) and sorted(by_id) == sorted(ids)
     want = options.load().embed([texts[i] for i in ids])

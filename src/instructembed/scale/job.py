@@ -111,13 +111,26 @@ def _data_context(progress: bool) -> Any:
     return ctx
 
 
-def _pool_size(actors: int | None, cpus_per_actor: float, gpus_per_actor: float, work: int) -> int:
-    """`actors`, or as many as the cluster's CPUs (GPUs when asked) hold, at most one per work item."""
+def _pool_size(
+    actors: int | None, cpus_per_actor: float, gpus_per_actor: float, work: int, spare_cpus: float = 0
+) -> int:
+    """`actors`, or as many as the cluster's CPUs (GPUs when asked) hold, at most one per work item.
+
+    `spare_cpus` stay free for Ray Data's read tasks: a pool holding every CPU starves the reads
+    that feed it, and the dataset waits forever.
+    """
+    resources = require_ray().cluster_resources()
     if actors is not None:
         if actors < 1:
             raise ValueError(f"--actors must be at least 1, got {actors}")
+        cpus = resources.get("CPU", 0)
+        if spare_cpus and actors * cpus_per_actor > cpus - spare_cpus:
+            raise ValueError(
+                f"{actors} actor(s) x {cpus_per_actor:g} CPUs leave none of the cluster's {cpus:g} CPUs "
+                "for reading the files, and the job would wait forever: use fewer actors, or read the "
+                "files into a Dataset yourself"
+            )
         return actors
-    resources = require_ray().cluster_resources()
     if gpus_per_actor > 0:
         fit = int(resources.get("GPU", 0) // gpus_per_actor)
         if fit < 1:
@@ -125,7 +138,7 @@ def _pool_size(actors: int | None, cpus_per_actor: float, gpus_per_actor: float,
                 f"the cluster has {resources.get('GPU', 0):g} GPUs; {gpus_per_actor:g} per actor fits none"
             )
     else:
-        fit = int(resources.get("CPU", 1) // max(cpus_per_actor, 1e-9))
+        fit = int((resources.get("CPU", 1) - spare_cpus) // max(cpus_per_actor, 1e-9))
     return max(1, min(fit, work))
 
 
@@ -164,18 +177,21 @@ def embed_dataset(
     """A Ray `Dataset` (or parquet / JSONL paths) -> the dataset with an embedding column (lazy).
 
     Each of `actors` actors loads the model once; `batch_rows` rows per call are cut into
-    token-budget batches as `Embedder.embed` does. Row order is Ray Data's: any order unless
+    token-budget batches as `Embedder.embed` does. Reading paths, the actors leave one CPU of the
+    cluster to Ray's read tasks (a pool holding every CPU would starve them). Row order is Ray Data's: any order unless
     `preserve_order=True` (then input order, at some cost in pipelining); the id column travels with
     every row. Write the result with Ray's writers (`.write_parquet(...)`), or iterate it.
     """
     require_ray()
-    if isinstance(data, (str, Path)) or (
-        isinstance(data, Sequence) and data and all(isinstance(d, (str, Path)) for d in data)
-    ):
-        data = read_paths(data)
+    from_paths = isinstance(data, (str, Path)) or (
+        isinstance(data, Sequence) and bool(data) and all(isinstance(d, (str, Path)) for d in data)
+    )
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
-    size = _pool_size(actors, cpus_per_actor, gpus_per_actor, work=1 << 30)
+    spare = 1.0 if from_paths and gpus_per_actor == 0 else 0.0  # the reads need a CPU of their own
+    size = _pool_size(actors, cpus_per_actor, gpus_per_actor, work=1 << 30, spare_cpus=spare)
+    if from_paths:
+        data = read_paths(data)
     out = data.map_batches(
         EmbedBatches,
         fn_constructor_kwargs={
