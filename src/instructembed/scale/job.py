@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from instructembed.errors import InputFileError, InstructEmbedError, MissingExtraError
+from instructembed.inputs import Item
 from instructembed.scale.batches import Chunker, Columns, EmbedBatches, ModelOptions, embed_items
 from instructembed.scale.shards import (
     SHARDS,
@@ -266,6 +267,8 @@ class ShardWorker:
         writer = ShardWriter(self.out_dir, shard, self.embedder.dimension, self.chunker is not None, sha)
         try:
             for ids, items in iter_shard(shard, self.columns, self.part_rows):
+                if self.instruction is not None:  # one instruction for every row
+                    items = [Item(self.instruction, item.text) for item in items]
                 writer.write(ids, embed_items(self.embedder, items, self.chunker))
             return writer.finish()
         except BaseException:
@@ -385,7 +388,7 @@ def run_job(
         bar = _bar(len(todo), progress)
         last_write = time.monotonic()
         try:
-            rows = ds.iter_rows()
+            rows = iter(ds.iter_rows())
             while (row := _next(rows)) is not None:
                 record = ShardRecord(**json.loads(row["record"]))
                 if record.name not in manifest.shards:  # recorded once, even if Ray ran it twice
