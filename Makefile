@@ -4,10 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch lies on local disk; installing it first keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,ray
+EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,index,langchain,llamaindex,chroma,haystack,ray
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+LINTED := src tests benchmarks scripts/release_check.py scripts/release_smoke.py examples
 
-.PHONY: demo test lint typecheck unit setup clean
+.PHONY: demo test lint typecheck unit release-check setup clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,16 +24,27 @@ demo: $(STAMP)
 	$(BIN)/instructembed demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The playground's browser tests drive Debian's chromium (never a downloaded browser); installed
+# here when missing (root in CI). Without it they skip locally and fail in CI.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+		|| echo "could not install chromium (not root?): the browser tests will skip locally"
+
+unit: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+# The wheel as a user installs it: build sdist + wheel, twine check, every package file in the wheel, a
+# fresh venv outside the checkout (torch as above, then the wheel with its extras), a smoke test per extra.
+release-check: $(STAMP)
+	$(BIN)/python scripts/release_check.py --torch-spec "$(TORCH_SPEC)"
+
+test: lint typecheck unit release-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The first result (docs/results.md) in one command: build the MEDI-style mixture, fine-tune
+# The first result (docs/results-first.md) in one command -- with the 8-task mixture of commit 0d5630d (build-medi now builds the study mixture; check that commit out to reproduce it exactly): build the MEDI-style mixture, fine-tune
 # all-MiniLM-L6-v2 with instructions and without (the ablation, same budget), evaluate base and both
 # on the held-out tasks, plot the loss curves. Every step resumes if interrupted (re-run the script).
 #   scripts/first_result.sh                      # CPU, defaults below

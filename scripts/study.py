@@ -12,10 +12,11 @@ Steps, in order (each is skipped when its output exists, so re-running continues
              (STS-B dev, TrecQA dev, the mixture's dev slice) every `eval_every` steps;
 4. recipe    the candidate and step with the best dev mean, frozen in `recipe.json` with the evidence,
              before any tuned model meets a held-out test (an existing recipe is never re-chosen);
-5. rows      T-I / T-N (seeds 1-3), then T-I / T-N on the symmetric-only and asymmetric-only halves,
-             each trained with the frozen recipe and evaluated on the 11 held-out tasks;
-6. wording   B1 and T-I (seed 1; all seeds on the GPU budget) with the instructor-base, -xl tables and
-             one generic instruction.
+5. rows      T-I / T-N seed 1; then the wording rows: B1 and T-I seed 1 with the instructor-base and
+             -xl tables and one generic instruction; then T-I / T-N seeds 2-3; then T-I / T-N on the
+             symmetric-only and asymmetric-only halves (seed 1); on the GPU budget the wording rows
+             of seeds 2-3 last. Each row trains with the frozen recipe (one dev score at its last
+             step) and is evaluated on the 11 held-out tasks.
 
 Every held-out score lands in `docs/results/runs.jsonl` (row, seed, table, task, main_score, limit,
 commit); `scripts/study_report.py` turns that file into the tables and plots of `docs/results.md`.
@@ -27,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -173,7 +175,7 @@ class Study:
         }
 
     def train_config(
-        self, data: Path, out: Path, cand: Candidate, seed: int, steps: int, instr: bool
+        self, data: Path, out: Path, cand: Candidate, seed: int, steps: int, instr: bool, eval_every: int
     ) -> TrainConfig:
         b = self.budget
         return TrainConfig(
@@ -192,7 +194,7 @@ class Study:
             no_instructions=not instr,
             checkpoint_every=b.eval_every,
             keep_checkpoints=1,
-            eval_every=b.eval_every,
+            eval_every=eval_every,
             eval_dev=self.dev,
             eval_data_dir=self.data_dir,
             progress=False,
@@ -225,7 +227,7 @@ class Study:
     def evaluate(self, row: str, seed: int | None, table: str, model: str | Path) -> None:
         key = f"{row}-s{seed}-{table}" if seed is not None else f"{row}-{table}"
         out_dir = self.runs / "eval" / key
-        if (out_dir / "DONE").exists():
+        if (out_dir / "DONE").exists() or self.recorded(row, seed, table):
             return
         log.info("held-out evaluation %s", key)
         config = EmbedConfig(token_budget=32768, max_batch_size=256)
@@ -244,7 +246,7 @@ class Study:
             command=" ".join(sys.argv),
             progress=False,
         )
-        commit = git_commit(ROOT)
+        commit = git_commit()
         lines = [
             {
                 "row": row,
@@ -261,6 +263,18 @@ class Study:
         ]
         append_runs(self.results, lines)
         (out_dir / "DONE").write_text("", encoding="utf-8")
+
+    def recorded(self, row: str, seed: int | None, table: str) -> bool:
+        """Every held-out task of this row is in runs.jsonl already (a fresh machine need not redo it)."""
+        if not self.results.exists():
+            return False
+        lines = [json.loads(x) for x in self.results.read_text(encoding="utf-8").splitlines() if x.strip()]
+        got = {
+            d["task"]
+            for d in lines
+            if (d["row"], d["seed"], d["table"], d["limit"]) == (row, seed, table, self.budget.eval_limit)
+        }
+        return set(HELD_OUT_TASKS) <= got
 
     def base_rows(self) -> None:
         self.evaluate("B0", None, "none", self.model)
@@ -280,12 +294,18 @@ class Study:
         return scores
 
     def sweep(self) -> None:
+        if (self.runs / "recipe.json").exists() or (self.results.parent / "recipe.json").exists():
+            return  # the recipe is frozen: the sweep's job is done
         for cand in self.budget.sweep:
             out = self.runs / "sweep" / cand.name
-            self._train(self.train_config(self.medi, out, cand, 1, self.budget.steps, True))
+            b = self.budget
+            self._train(self.train_config(self.medi, out, cand, 1, b.steps, True, b.eval_every))
 
     def recipe(self) -> dict[str, object]:
         path = self.runs / "recipe.json"
+        committed = self.results.parent / "recipe.json"
+        if not path.exists() and committed.exists():
+            shutil.copy(committed, path)  # frozen in an earlier session: restored, never re-chosen
         if path.exists():
             return dict(json.loads(path.read_text(encoding="utf-8")))
         evidence = []
@@ -304,35 +324,52 @@ class Study:
             "evidence": evidence,
             "base_dev": self.base_dev(),
             "budget": self.name,
-            "commit": git_commit(ROOT),
+            "commit": git_commit(),
             "frozen_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         }
         path.write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
+        self.publish()
         log.info("recipe frozen: %s at step %s (dev mean %.2f)", cand.name, best["step"], best["dev_mean"])
         return recipe
+
+    def publish(self) -> None:
+        """Copy what the report is computed from beside runs.jsonl (runs/ is not committed)."""
+        out = self.results.parent
+        (out / "sweep").mkdir(parents=True, exist_ok=True)
+        for name in ("recipe.json", "medi.report.json"):
+            if (self.runs / name).exists():
+                shutil.copy(self.runs / name, out / name)
+        for log_file in (self.runs / "sweep").glob("*/train_log.jsonl"):
+            shutil.copy(log_file, out / "sweep" / f"{log_file.parent.name}.train_log.jsonl")
+        if (self.runs / "sweep" / "base-dev.json").exists():
+            shutil.copy(self.runs / "sweep" / "base-dev.json", out / "sweep" / "base-dev.json")
 
     def model_for(self, row: str, seed: int) -> Path:
         recipe = self.recipe()
         cand = Candidate(**recipe["candidate"])  # type: ignore[arg-type]
         steps = int(recipe["steps"])  # type: ignore[call-overload]
         kind, instr = ROWS[row]
-        if row == "T-I" and seed == 1 and steps == self.budget.steps:
-            return self.runs / "sweep" / cand.name / "model"  # the winning sweep run is T-I, seed 1
+        winner = self.runs / "sweep" / cand.name / "model"
+        if row == "T-I" and seed == 1 and steps == self.budget.steps and winner.is_dir():
+            return winner  # the winning sweep run is T-I, seed 1
         out = self.runs / "train" / f"{row}-s{seed}"
-        return self._train(self.train_config(self.mixture(kind), out, cand, seed, steps, instr))
+        # the recipe is frozen: rows log one dev score, at their last step (the sweep has the curves)
+        return self._train(self.train_config(self.mixture(kind), out, cand, seed, steps, instr, steps))
 
     def rows(self, which: tuple[str, ...], seeds: tuple[int, ...]) -> None:
         for seed in seeds:
             for row in which:
-                model = self.model_for(row, seed)
-                self.evaluate(row, seed, "large" if ROWS[row][1] else "none", model)
+                table = "large" if ROWS[row][1] else "none"
+                if not self.recorded(row, seed, table):
+                    self.evaluate(row, seed, table, self.model_for(row, seed))
 
-    def wording(self) -> None:
+    def wording(self, seeds: tuple[int, ...]) -> None:
         for table in ("base", "xl", "generic"):
             self.evaluate("B1", None, table, self.model)
-        for seed in self.budget.wording_seeds:
+        for seed in seeds:
             for table in ("base", "xl", "generic"):
-                self.evaluate("T-I", seed, table, self.model_for("T-I", seed))
+                if not self.recorded("T-I", seed, table):
+                    self.evaluate("T-I", seed, table, self.model_for("T-I", seed))
 
     def status(self) -> None:
         done = sorted(p.parent.name for p in (self.runs / "eval").glob("*/DONE"))
@@ -348,10 +385,12 @@ class Study:
         self.base_dev()
         self.sweep()
         self.recipe()
+        # the most informative rows first, so a study cut short still answers the main question
         self.rows(("T-I", "T-N"), (1,))
+        self.wording((1,))
         self.rows(("T-I", "T-N"), tuple(s for s in self.budget.seeds if s != 1))
         self.rows(("T-I-sym", "T-N-sym", "T-I-asym", "T-N-asym"), (1,))
-        self.wording()
+        self.wording(tuple(s for s in self.budget.wording_seeds if s != 1))
         log.info("study complete: python scripts/study_report.py --runs %s", self.runs)
 
 

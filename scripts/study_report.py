@@ -223,7 +223,7 @@ def plots(lines: list[dict], runs: Path, out: Path) -> list[str]:
     plt.close(fig)
     made.append("![per-task scores](results/study-tasks.png)")
     # dev score and loss against step, per sweep candidate
-    sweep = sorted((runs / "sweep").glob("*/train_log.jsonl"))
+    sweep = sorted((out / "sweep").glob("*.train_log.jsonl"))
     if sweep:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
         for log_path in sweep:
@@ -231,13 +231,13 @@ def plots(lines: list[dict], runs: Path, out: Path) -> list[str]:
             ev = [(r["step"], r["eval"]["dev_mean"]) for r in recs if "eval" in r]
             ls = [(r["step"], r["loss"]) for r in recs if "loss" in r]
             if ev:
-                a1.plot(*zip(*ev, strict=True), marker="o", label=log_path.parent.name)
+                a1.plot(*zip(*ev, strict=True), marker="o", label=log_path.name.split(".train_log")[0])
             if ls:
                 k = 20
                 smooth = [
                     (ls[i][0], mean([x for _, x in ls[max(0, i - k + 1) : i + 1]])) for i in range(len(ls))
                 ]
-                a2.plot(*zip(*smooth, strict=True), label=log_path.parent.name)
+                a2.plot(*zip(*smooth, strict=True), label=log_path.name.split(".train_log")[0])
         a1.set_xlabel("step")
         a1.set_ylabel("dev mean")
         a1.legend()

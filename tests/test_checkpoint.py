@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,13 +42,64 @@ def test_plain_huggingface_directory_uses_mean_pooling(tiny_bert_dir: Path, tmp_
     assert model.dimension == 32 and not model.normalized and model.max_seq_length == 512
 
 
-def test_pickled_weights_are_refused_unless_allowed(tmp_path: Path) -> None:
-    root = build_checkpoint(tmp_path / "pickled", "bert", pickle_weights=True)
+def _released_layout(root: Path) -> Path:
+    """hkunlp/instructor-*'s files: encoder pytorch_model.bin, 2_Dense/pytorch_model.bin, no safetensors."""
+    build_checkpoint(root, "bert", pickle_weights=True)
     (root / "2_Dense" / "model.safetensors").unlink()
-    with pytest.raises(UnsafeWeightsError, match="allow_pickle=True"):
+    assert not list(root.rglob("*.safetensors")) and (root / "2_Dense" / "pytorch_model.bin").exists()
+    return root
+
+
+def test_released_instructor_layout_loads_without_a_flag(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from test_embedder import PAIRS, naive_instructor
+
+    released = _released_layout(tmp_path / "released")  # same seed, so the same tensors as tiny_bert_dir
+    got = Embedder.load(released).embed(PAIRS)
+    np.testing.assert_array_equal(got, Embedder.load(tiny_bert_dir).embed(PAIRS))
+    np.testing.assert_allclose(got, naive_instructor(released, PAIRS), atol=1e-5)
+
+
+class _Payload:
+    """Unpickles by calling eval: creates `marker`, then stands in for the Dense weight tensor."""
+
+    def __init__(self, marker: Path, shape: tuple[int, int]) -> None:
+        self.code = f"(open({str(marker)!r}, 'w').close(), __import__('torch').zeros{shape})[1]"
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (eval, (self.code,))
+
+
+@pytest.mark.parametrize("where", ["2_Dense", "encoder"])
+def test_code_in_a_pickle_is_refused_and_never_runs(where: str, tmp_path: Path) -> None:
+    import torch
+
+    root = _released_layout(tmp_path / "evil")
+    marker = tmp_path / "payload-ran"
+    if where == "2_Dense":
+        target = root / "2_Dense" / "pytorch_model.bin"
+        state = torch.load(target, weights_only=True)
+        state["linear.weight"] = _Payload(marker, tuple(state["linear.weight"].shape))
+    else:
+        target = root / "pytorch_model.bin"
+        state = torch.load(target, weights_only=True)
+        state["pooler.dense.bias"] = _Payload(marker, (1, 32))  # any entry will do: it runs on load
+    torch.save(state, target)
+    for load in (lambda: Embedder.load(root), lambda: Embedder.load(root, backend="onnx")):
+        with pytest.raises(UnsafeWeightsError) as info:
+            load()
+        message = str(info.value)
+        assert "allow_pickle=True" in message and "global eval" in message and str(target) in message
+        assert not marker.exists()
+    if where == "2_Dense":  # the opt-in really unpickles fully: the payload runs, as the error warned
+        model = Embedder.load(root, allow_pickle=True)
+        assert marker.exists() and model.embed(["hello"]).shape == (1, 16)
+
+
+def test_a_corrupt_bin_is_a_clear_error(tmp_path: Path) -> None:
+    root = _released_layout(tmp_path / "corrupt")
+    (root / "2_Dense" / "pytorch_model.bin").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="2_Dense"):
         Embedder.load(root)
-    model = Embedder.load(root, allow_pickle=True)
-    assert model.embed(["hello"]).shape == (1, 16)
 
 
 def test_hub_id_offline_fails_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -237,3 +237,16 @@ def test_friendly_errors_one_line_and_the_commands_own_interrupt_message() -> No
     assert isinstance(result.exception, RuntimeError)
     result = runner.invoke(sub, ["resumable", "--out", "here"])
     assert result.exit_code == 130 and "results so far are in here" in result.output
+
+
+def test_version_comes_from_the_package_metadata(tiny_bert_dir: Path) -> None:
+    from importlib.metadata import version
+
+    import instructembed
+
+    assert instructembed.__version__ == version("instructembed")
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0 and shown.output.strip() == f"instructembed {instructembed.__version__}"
+    info = runner.invoke(app, ["info", str(tiny_bert_dir), "--json"])
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.stdout)["instructembed_version"] == instructembed.__version__

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from instructembed.errors import CheckpointError, InstructEmbedError, ModelNotFoundError, UnsafeWeightsError
 from instructembed.inputs import Item
+from instructembed.package_data import package_version
 
 if TYPE_CHECKING:
     from instructembed.embedder import EmbedConfig, Embedder
@@ -23,7 +24,8 @@ __all__ = [
     "ModelNotFoundError",
     "UnsafeWeightsError",
 ]
-__version__ = "0.1.0"
+#: The installed distribution's version, read from its metadata (pyproject.toml's `version`).
+__version__ = package_version()
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,9 @@ Three layouts are read, always by each module's declared type (never by position
 - our own format (`instructembed.json`, written by `Embedder.save`), which also records how
   instructions are joined to texts.
 
-Weights load from safetensors; pickled `.bin` weights can run code and need `allow_pickle=True`.
+Weights load from safetensors, or from `.bin` pickles through PyTorch's weights-only unpickler (as
+the released INSTRUCTOR checkpoints store their Dense layer); a `.bin` that needs full unpickling can
+run code and loads only with `allow_pickle=True` (model.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from instructembed.errors import CheckpointError, ModelNotFoundError, UnsafeWeightsError
+from instructembed.errors import CheckpointError, ModelNotFoundError
+from instructembed.hub import download
 from instructembed.pooling import PoolingMode
 
 log = logging.getLogger(__name__)
@@ -95,34 +98,7 @@ def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> 
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if looks_local:
         raise ModelNotFoundError(f"model directory {path} does not exist; check the path")
-    return _download_from_hub(name, revision)
-
-
-def _download_from_hub(repo_id: str, revision: str | None) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:  # pragma: no cover - a dependency of transformers
-        raise ModelNotFoundError(
-            f"'{repo_id}' is not a local directory and huggingface_hub is missing"
-        ) from exc
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*/*.json", "*/*.safetensors"]
-    try:
-        # A cache hit first, so an already downloaded model works offline.
-        return Path(
-            snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
-        )
-    except Exception:
-        pass
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ModelNotFoundError(
-            f"'{repo_id}' is not a local directory or a packaged model "
-            f"({', '.join(sorted(PACKAGED_MODELS))}), and it could not be fetched from the Hugging Face "
-            f"hub ({type(exc).__name__}: {reason}). Offline? Download it once with internet access, or "
-            "pass the path of a local model directory."
-        ) from None
+    return download(name, revision, known_models=PACKAGED_MODELS)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -310,18 +286,23 @@ def read_spec(root: Path, max_seq_length: int | None = None) -> ModelSpec:
     return spec
 
 
-def weights_file(directory: Path, allow_pickle: bool, stem: str = "model") -> tuple[Path, bool]:
-    """Return (weights path, is_safetensors) in `directory`, refusing pickles unless allowed."""
+def weights_file(directory: Path, stem: str = "model") -> tuple[Path, bool]:
+    """Return (weights path, is_safetensors) in `directory`: safetensors first, then a `.bin` pickle
+    (model.py reads it with the weights-only unpickler and refuses anything more)."""
     for name in (f"{stem}.safetensors", f"{stem}.safetensors.index.json"):
         if (directory / name).exists():
             return directory / name, True
     for name in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
         if (directory / name).exists():
-            if not allow_pickle:
-                raise UnsafeWeightsError(
-                    f"{directory / name} is a pickled PyTorch file, which can run arbitrary code when loaded. "
-                    "If you trust its source, pass allow_pickle=True (CLI: --allow-pickle); better, convert it "
-                    "once to safetensors (load with allow_pickle=True, then Embedder.save(DIR))."
-                )
             return directory / name, False
     raise CheckpointError(f"no weights in {directory}: expected {stem}.safetensors (or pytorch_model.bin)")
+
+
+def pickle_files(path: Path) -> list[Path]:
+    """The `.bin` files behind `path`: itself, or every shard a `pytorch_model.bin.index.json` names."""
+    if not path.name.endswith(".index.json"):
+        return [path]
+    weight_map = _read_json(path).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{path} has no weight_map; is {path.parent} a complete model directory?")
+    return [path.parent / name for name in sorted(set(map(str, weight_map.values())))]

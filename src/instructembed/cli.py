@@ -9,16 +9,22 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
+from instructembed.chunking import ChunkSettings, VectorPool, as_input, chunk_documents, pool_chunks
 from instructembed.cli_options import AllowPickleOpt, BackendOpt, DtypeOpt, QuantizeOpt, friendly_errors
 from instructembed.files import (
+    CHUNK_COLUMNS,
     InputFormat,
+    OutputFormat,
+    ParquetWriter,
     Row,
     count_lines,
     input_format,
@@ -26,6 +32,7 @@ from instructembed.files import (
     output_format,
     read_rows,
 )
+from instructembed.inputs import Item, to_items
 from instructembed.scale.cli import Engine
 
 app = typer.Typer(
@@ -39,6 +46,27 @@ data_app = typer.Typer(help="Build training data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from instructembed.package_data import package_version
+
+        typer.echo(f"instructembed {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the installed version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Instruction-conditioned text embeddings (INSTRUCTOR-style): embed, inspect, evaluate, serve, train."""
+
 
 ModelOpt = Annotated[
     str,
@@ -143,6 +171,28 @@ def embed_command(
     progress: Annotated[
         bool, typer.Option(envvar="INSTRUCTEMBED_PROGRESS", help="Show a progress bar on stderr.")
     ] = True,
+    chunk: Annotated[
+        bool,
+        typer.Option(
+            "--chunk",
+            envvar="INSTRUCTEMBED_CHUNK",
+            help="Split texts longer than the model's window into token chunks: one row per chunk "
+            "(parquet: id, doc, chunk, start, end), or one pooled row per text with --chunk-pool.",
+        ),
+    ] = False,
+    chunk_overlap: Annotated[
+        int | None,
+        typer.Option(
+            min=0, envvar="INSTRUCTEMBED_CHUNK_OVERLAP", help="Tokens shared by consecutive chunks (32)."
+        ),
+    ] = None,
+    chunk_pool: Annotated[
+        VectorPool | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_CHUNK_POOL",
+            help="mean: one vector per text, the mean of its chunks' (normalised again). Implies --chunk.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
     engine: Annotated[
         Engine,
@@ -203,14 +253,28 @@ def embed_command(
             actors=actors,
             cpus_per_actor=cpus_per_actor,
             gpus_per_actor=gpus_per_actor,
-            unsupported={"format": format, "skip_blank": skip_blank, "overwrite": overwrite},
+            unsupported={
+                "format": format,
+                "skip_blank": skip_blank,
+                "overwrite": overwrite,
+                "chunk": chunk or chunk_pool is not None or chunk_overlap is not None,
+            },
         )
         return
     ray_only = {"address": address, "actors": actors}
     if any(v is not None for v in ray_only.values()) or cpus_per_actor != 1.0 or gpus_per_actor != 0.0:
         raise ValueError("--address, --actors, --cpus-per-actor and --gpus-per-actor need --engine ray")
     fmt = format or input_format(input)
-    output_format(output)  # validate the suffix before loading a model
+    out_fmt = output_format(output)  # validate the suffix before loading a model
+    chunk = chunk or chunk_pool is not None
+    if chunk_overlap is not None and not chunk:
+        raise ValueError("--chunk-overlap applies to --chunk; add --chunk (or drop --chunk-overlap)")
+    if chunk and chunk_pool is None and out_fmt is OutputFormat.NPY:
+        raise ValueError(
+            "--chunk writes one row per chunk with its document and offsets, which .npy cannot hold: "
+            "write .parquet, or add --chunk-pool mean for one vector per text"
+        )
+    chunking = ChunkSettings(overlap=32 if chunk_overlap is None else chunk_overlap) if chunk else None
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     if not output.parent.is_dir():
@@ -236,7 +300,12 @@ def embed_command(
         config=EmbedConfig(),
     )
     has_ids = first.id is not None
-    writer = open_writer(output, embedder.dimension, with_ids=has_ids)
+    per_chunk = chunking is not None and chunk_pool is None
+    writer = (
+        ParquetWriter(output, embedder.dimension, has_ids, CHUNK_COLUMNS)
+        if per_chunk
+        else open_writer(output, embedder.dimension, with_ids=has_ids)
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -245,17 +314,19 @@ def embed_command(
         bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr, dynamic_ncols=True)
     try:
         all_rows = _prepend(first, rows)
-        blank = 0
-        for chunk in _chunks(all_rows, chunk_size):
+        blank = done = 0
+        counts = _Counts()
+        for part in _chunks(all_rows, chunk_size):
             if fmt is InputFormat.TEXT:
-                blank += sum(1 for r in chunk if not r.text.strip())
+                blank += sum(1 for r in part if not r.text.strip())
             inputs: list[Any] = (
-                [(r.instruction, r.text) for r in chunk] if instruction_field else [r.text for r in chunk]
+                [(r.instruction, r.text) for r in part] if instruction_field else [r.text for r in part]
             )
-            vectors = embedder.embed(inputs, instruction=instruction)
-            writer.write([r.id for r in chunk], vectors)
+            items = to_items(inputs, instruction)
+            _embed_part(embedder, items, [r.id for r in part], done, writer, chunking, per_chunk, counts)
+            done += len(part)
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(len(part))
         writer.finish()
     except BaseException:
         writer.abort()
@@ -268,7 +339,62 @@ def embed_command(
             f"note: {blank} blank line(s) were embedded as empty texts (use --skip-blank to drop them)",
             err=True,
         )
+    limit = embedder.max_seq_length
+    if counts.split:
+        typer.echo(
+            f"split {counts.split} text(s) longer than {limit} tokens into {counts.chunks} chunks", err=True
+        )
+    if counts.truncated:
+        hint = "" if chunking else "; --chunk embeds them whole"
+        typer.secho(
+            f"note: {counts.truncated} text(s) longer than {limit} tokens (instruction included) were "
+            f"truncated to their first {limit} tokens{hint}",
+            err=True,
+        )
     typer.echo(f"wrote {writer.rows} x {embedder.dimension} embeddings to {output}", err=True)
+
+
+@dataclass
+class _Counts:
+    truncated: int = 0  # texts that lost tokens to truncation
+    split: int = 0  # texts cut into more than one chunk
+    chunks: int = 0  # chunks of those texts
+
+
+def _embed_part(
+    embedder: Any,
+    items: list[Item],
+    ids: list[str | None],
+    first_doc: int,
+    writer: Any,
+    chunking: ChunkSettings | None,
+    per_chunk: bool,
+    counts: _Counts,
+) -> None:
+    """Embed one part of the input and write it: whole texts (truncation counted), one row per
+    chunk, or one mean-pooled row per text."""
+    if chunking is None:
+        rows = embedder.tokenize([as_input(item) for item in items])
+        counts.truncated += sum(r.truncated for r in rows)
+        writer.write(ids, embedder.embed_tokenized(rows))
+        return
+    batch = chunk_documents(embedder, items, chunking)
+    vectors = embedder.embed_tokenized(batch.rows)  # (C, D)
+    doc_of_chunk = batch.doc_of_chunk()
+    per_doc = np.bincount(doc_of_chunk, minlength=len(items))
+    counts.truncated += batch.truncated_docs
+    counts.split += int((per_doc > 1).sum())
+    counts.chunks += int(per_doc[per_doc > 1].sum())
+    if per_chunk:
+        spans = {
+            "doc": [first_doc + c.doc for c in batch.chunks],
+            "chunk": [c.index for c in batch.chunks],
+            "start": [c.start for c in batch.chunks],
+            "end": [c.end for c in batch.chunks],
+        }
+        writer.write([ids[c.doc] for c in batch.chunks], vectors, spans)
+    else:
+        writer.write(ids, pool_chunks(vectors, doc_of_chunk, len(items), normalize=embedder.normalized))
 
 
 def _prepend(first: Row, rest: Iterator[Row]) -> Iterator[Row]:
@@ -311,12 +437,15 @@ def demo_command(model: ModelOpt = DEFAULT_MODEL) -> None:
 # Sub-commands that live with their features; each module imports its heavy dependencies lazily.
 from instructembed.eval.cli import eval_command  # noqa: E402
 from instructembed.export.cli import export_command  # noqa: E402
+from instructembed.index.cli import index_app, search_command  # noqa: E402
 from instructembed.server.cli import serve_command  # noqa: E402
 from instructembed.train.cli import build_medi_command, train_command  # noqa: E402
 
 app.command("eval")(eval_command)
 app.command("serve")(serve_command)
 app.command("export")(export_command)
+app.command("search")(search_command)
+app.add_typer(index_app, name="index")
 app.command("train")(train_command)
 data_app.command("build-medi")(build_medi_command)
 

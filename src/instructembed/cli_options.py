@@ -40,7 +40,10 @@ AllowPickleOpt = Annotated[
     typer.Option(
         "--allow-pickle",
         envvar="INSTRUCTEMBED_ALLOW_PICKLE",
-        help="Allow pickled .bin weights (they can run code): only for checkpoints you trust.",
+        help=(
+            "Allow .bin weights that need full unpickling (they can run code): only for checkpoints you "
+            "trust. Plain tensor .bin files (released INSTRUCTOR checkpoints) load without it."
+        ),
     ),
 ]
 

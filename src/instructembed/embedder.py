@@ -39,6 +39,7 @@ from instructembed.export.manifest import (
     read_manifest,
 )
 from instructembed.inputs import EmbedInput, to_items
+from instructembed.package_data import package_version
 from instructembed.tokenize import Encoded, InstructionTokenizer, load_tokenizer
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the ONNX path
@@ -260,6 +261,7 @@ class Embedder:
             "backend": self.backend.name,
             "precision": self.backend.precision,
             "instruction_join": INSTRUCTION_JOIN,
+            "instructembed_version": package_version(),
         }
 
     def save(self, path: str | Path) -> Path:

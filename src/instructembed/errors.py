@@ -38,3 +38,7 @@ class MissingExtraError(InstructEmbedError, ImportError):
         )
         self.extra = extra
         self.package = package
+
+
+class PackageDataError(InstructEmbedError, FileNotFoundError):
+    """A file that ships inside the package is missing: the installation is incomplete."""

@@ -1,6 +1,7 @@
 """Streaming readers and writers for the command line: inputs in, embeddings out, constant memory.
 
-Readers yield `Row`s one at a time (JSONL field, CSV/TSV column, or plain text lines); writers append
+Readers yield `Row`s one at a time (JSONL field, CSV/TSV/parquet column, or plain text lines), each
+with the line (parquet: row) it came from, so errors can name it; writers append
 chunks to a temporary file next to the output and rename it only when everything is written, so a
 failure never clobbers an existing file and never leaves a truncated one under the final name.
 """
@@ -26,6 +27,7 @@ class InputFormat(str, Enum):
     JSONL = "jsonl"
     CSV = "csv"
     TSV = "tsv"
+    PARQUET = "parquet"
     TEXT = "text"
 
 
@@ -39,6 +41,8 @@ class Row:
     id: str | None
     text: str
     instruction: str | None = None
+    line: int = 0  # 1-based line of the file (parquet: row number) the record came from
+    metadata: object = None  # the raw value of the metadata field, when one was asked for
 
 
 def input_format(path: Path) -> InputFormat:
@@ -48,6 +52,7 @@ def input_format(path: Path) -> InputFormat:
         ".ndjson": InputFormat.JSONL,
         ".csv": InputFormat.CSV,
         ".tsv": InputFormat.TSV,
+        ".parquet": InputFormat.PARQUET,
     }.get(suffix, InputFormat.TEXT)
 
 
@@ -70,16 +75,28 @@ def count_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def _open_text(path: Path) -> Any:
+def _open_binary(path: Path) -> Any:
     if not path.exists():
         raise InputFileError(f"input file {path} does not exist")
     if path.is_dir():
         raise InputFileError(f"input {path} is a directory; give a file")
     try:
-        # utf-8-sig: a byte-order mark at the start is not part of the first text.
-        return path.open(encoding="utf-8-sig", newline="")
+        return path.open("rb")
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _decoded_lines(f: Any, path: Path) -> Iterator[str]:
+    """The file's lines as text (endings kept), decoded one line at a time so that a byte that is
+    not UTF-8 is reported with its line. A byte-order mark at the start is not part of the first text."""
+    for number, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "re-save the file as UTF-8"
+            ) from None
 
 
 def _text_value(value: object, path: Path, line: int, field: str) -> str:
@@ -95,18 +112,24 @@ def read_rows(
     id_field: str | None = "id",
     instruction_field: str | None = None,
     skip_blank: bool = False,
+    metadata_field: str | None = None,
 ) -> Iterator[Row]:
-    """Yield one `Row` per input record, in file order. Errors name the file and line."""
-    with _open_text(path) as f:
-        try:
-            if fmt is InputFormat.TEXT:
-                yield from _read_text(f, skip_blank)
-            elif fmt is InputFormat.JSONL:
-                yield from _read_jsonl(f, path, field, id_field, instruction_field)
-            else:
-                yield from _read_table(f, path, fmt, field, id_field, instruction_field)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    """Yield one `Row` per input record, in file order. Errors name the file and line.
+
+    `metadata_field` (JSONL, CSV/TSV, parquet) fills `Row.metadata` with that field's raw value
+    (None where a record lacks it); plain text has no fields.
+    """
+    if fmt is InputFormat.PARQUET:
+        yield from _read_parquet(path, field, id_field, instruction_field, metadata_field)
+        return
+    with _open_binary(path) as raw:
+        f = _decoded_lines(raw, path)
+        if fmt is InputFormat.TEXT:
+            yield from _read_text(f, skip_blank)
+        elif fmt is InputFormat.JSONL:
+            yield from _read_jsonl(f, path, field, id_field, instruction_field, metadata_field)
+        else:
+            yield from _read_table(f, path, fmt, field, id_field, instruction_field, metadata_field)
 
 
 def _read_text(f: Any, skip_blank: bool) -> Iterator[Row]:
@@ -116,11 +139,16 @@ def _read_text(f: Any, skip_blank: bool) -> Iterator[Row]:
         text = line.rstrip("\r\n")
         if skip_blank and not text.strip():
             continue
-        yield Row(str(number) if skip_blank else None, text)
+        yield Row(str(number) if skip_blank else None, text, line=number)
 
 
 def _read_jsonl(
-    f: Any, path: Path, field: str, id_field: str | None, instruction_field: str | None
+    f: Any,
+    path: Path,
+    field: str,
+    id_field: str | None,
+    instruction_field: str | None,
+    metadata_field: str | None = None,
 ) -> Iterator[Row]:
     for number, line in enumerate(f, start=1):
         if not line.strip():
@@ -148,11 +176,19 @@ def _read_jsonl(
             None if ident is None else str(ident),
             _text_value(record[field], path, number, field),
             instruction,
+            number,
+            record.get(metadata_field) if metadata_field else None,
         )
 
 
 def _read_table(
-    f: Any, path: Path, fmt: InputFormat, field: str, id_field: str | None, instruction_field: str | None
+    f: Any,
+    path: Path,
+    fmt: InputFormat,
+    field: str,
+    id_field: str | None,
+    instruction_field: str | None,
+    metadata_field: str | None = None,
 ) -> Iterator[Row]:
     reader = csv.DictReader(f, delimiter="\t" if fmt is InputFormat.TSV else ",")
     columns = reader.fieldnames or []
@@ -175,7 +211,55 @@ def _read_table(
             record[id_field] if has_id and id_field else None,
             text,
             record[instruction_field] if instruction_field else None,
+            reader.line_num,
+            record.get(metadata_field) if metadata_field else None,
         )
+
+
+def _read_parquet(
+    path: Path, field: str, id_field: str | None, instruction_field: str | None, metadata_field: str | None
+) -> Iterator[Row]:
+    """Rows of a parquet file, a record batch at a time; `line` is the 1-based row number."""
+    if not path.is_file():
+        raise InputFileError(
+            f"input file {path} does not exist" if not path.exists() else f"{path} is not a file"
+        )
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingExtraError("parquet", "pyarrow") from None
+    try:
+        source = pq.ParquetFile(str(path))
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError for a broken file
+        raise InputFileError(f"{path} is not a readable parquet file: {exc}") from None
+    columns = source.schema_arrow.names
+    for name, what in ((field, "text"), (instruction_field, "instruction")):
+        if name and name not in columns:
+            raise InputFileError(
+                f"{path}: no {what} column '{name}' (columns: {', '.join(columns)}); choose one with --field"
+            )
+    wanted = [c for c in (field, id_field, instruction_field, metadata_field) if c and c in columns]
+    number = 0
+    for batch in source.iter_batches(batch_size=4096, columns=list(dict.fromkeys(wanted))):
+        data = batch.to_pydict()
+        for i in range(batch.num_rows):
+            number += 1
+            text = data[field][i]
+            if not isinstance(text, str):
+                raise InputFileError(
+                    f"{path}: row {number}: column '{field}' is {type(text).__name__}, expected a string"
+                )
+            ident = data[id_field][i] if id_field and id_field in data else None
+            instruction = data[instruction_field][i] if instruction_field else None
+            if instruction_field and not isinstance(instruction, str):
+                raise InputFileError(f"{path}: row {number}: column '{instruction_field}' is not a string")
+            yield Row(
+                None if ident is None else str(ident),
+                text,
+                instruction,
+                number,
+                data[metadata_field][i] if metadata_field and metadata_field in data else None,
+            )
 
 
 class EmbeddingWriter(Protocol):
@@ -228,25 +312,31 @@ class NpyWriter:
 
 
 class ParquetWriter:
-    """Appends row groups: an `id` column (when the input has ids) and `embedding` (list<float32>[D])."""
+    """Appends row groups: an `id` column (when the input has ids), any `int_columns` (int64), and
+    `embedding` (list<float32>[D])."""
 
-    def __init__(self, path: Path, dimension: int, with_ids: bool) -> None:
+    def __init__(self, path: Path, dimension: int, with_ids: bool, int_columns: tuple[str, ...] = ()) -> None:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
             raise MissingExtraError("parquet", "pyarrow") from None
         self.pa, self.path, self.rows, self.with_ids = pa, path, 0, with_ids
+        self.int_columns = int_columns
         fields = [pa.field("id", pa.string())] if with_ids else []
+        fields += [pa.field(name, pa.int64()) for name in int_columns]
         fields.append(pa.field("embedding", pa.list_(pa.float32(), dimension)))
         self.schema = pa.schema(fields)
         self.tmp = _temp_path(path)
         self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
 
-    def write(self, ids: list[str | None], vectors: np.ndarray) -> None:
+    def write(
+        self, ids: list[str | None], vectors: np.ndarray, ints: dict[str, list[int]] | None = None
+    ) -> None:
         pa = self.pa
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
         columns = [pa.array(ids, pa.string())] if self.with_ids else []
+        columns += [pa.array((ints or {})[name], pa.int64()) for name in self.int_columns]
         columns.append(pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
         self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
         self.rows += len(vectors)
@@ -258,6 +348,11 @@ class ParquetWriter:
     def abort(self) -> None:
         self.writer.close()
         self.tmp.unlink(missing_ok=True)
+
+
+#: The columns `embed --chunk` writes beside `id` and `embedding`: the 0-based input row, the chunk
+#: number within it, and the chunk's character span in the row's text.
+CHUNK_COLUMNS = ("doc", "chunk", "start", "end")
 
 
 def open_writer(path: Path, dimension: int, with_ids: bool) -> EmbeddingWriter:

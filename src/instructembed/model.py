@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from instructembed.checkpoint import ModelSpec, weights_file
-from instructembed.errors import CheckpointError
+from instructembed.checkpoint import ModelSpec, pickle_files, weights_file
+from instructembed.errors import CheckpointError, UnsafeWeightsError
 from instructembed.pooling import PoolingMode, l2_normalize, pool
 
 log = logging.getLogger(__name__)
@@ -82,15 +85,58 @@ class EmbeddingModel(nn.Module):
         return l2_normalize(pooled) if self.normalize else pooled
 
 
+def load_pickled_state(path: Path, allow_pickle: bool) -> tuple[dict[str, Any], bool]:
+    """A `.bin` state dict -> (state, read_weights_only).
+
+    PyTorch's weights-only unpickler restores tensors and plain containers and refuses any other
+    global (a function, a class), so a file it reads cannot have run code. A file that needs more
+    is refused before anything in it runs, unless `allow_pickle=True`. Zip-format files are
+    memory-mapped, so reading one only to check it costs no copy of its tensors.
+    """
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return state, True
+    except pickle.UnpicklingError as exc:
+        reason = _refusal_reason(exc)
+        if not allow_pickle:
+            raise UnsafeWeightsError(
+                f"{path} holds more than tensors ({reason}), and loading it needs full unpickling, which can "
+                "run arbitrary code. If you trust its source, pass allow_pickle=True (CLI: --allow-pickle); "
+                "better, convert it once to safetensors (load with allow_pickle=True, then Embedder.save(DIR))."
+            ) from None
+        log.warning("%s needs full unpickling (%s); loading it because allow_pickle=True", path, reason)
+        return torch.load(str(path), map_location="cpu", weights_only=False), False
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch weights file ({str(exc).splitlines()[0][:200]}); "
+            "download it again"
+        ) from None
+
+
+def _refusal_reason(exc: Exception) -> str:
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch names the first global it refused
+    if found:
+        return f"it refers to the global {found.group(1)}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines or [type(exc).__name__])[0][:200]
+
+
 def load_encoder(spec: ModelSpec, allow_pickle: bool) -> nn.Module:
     from transformers import AutoConfig, AutoModel, T5EncoderModel
 
-    _, is_safe = weights_file(spec.encoder_dir, allow_pickle)
+    path, is_safe = weights_file(spec.encoder_dir)
+    weights_only = True
+    if not is_safe:  # checked here, so transformers unpickles fully only what we allowed
+        weights_only = all([load_pickled_state(f, allow_pickle)[1] for f in pickle_files(path)])
     config = AutoConfig.from_pretrained(str(spec.encoder_dir), local_files_only=True)
     cls: Any = T5EncoderModel if spec.model_type in T5_TYPES else AutoModel
     try:
         encoder = cls.from_pretrained(
-            str(spec.encoder_dir), config=config, local_files_only=True, use_safetensors=is_safe
+            str(spec.encoder_dir),
+            config=config,
+            local_files_only=True,
+            use_safetensors=is_safe,
+            weights_only=weights_only,
         )
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"could not load the encoder from {spec.encoder_dir}: {exc}") from exc
@@ -102,17 +148,19 @@ def load_dense(spec: ModelSpec, allow_pickle: bool) -> Dense | None:
     if spec.dense is None:
         return None
     d = spec.dense
-    path, is_safe = weights_file(d.directory, allow_pickle)
+    path, is_safe = weights_file(d.directory)
+    state: dict[str, Any] = {}
     if is_safe:
         from safetensors.torch import load_file
 
         state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    else:  # released INSTRUCTOR checkpoints keep their Dense as 2_Dense/pytorch_model.bin
+        for part in pickle_files(path):
+            state.update(load_pickled_state(part, allow_pickle)[0])
     dense = Dense(d.in_features, d.out_features, d.bias, d.activation)
     try:
         dense.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as exc:
+    except (RuntimeError, AttributeError) as exc:
         raise CheckpointError(f"Dense weights in {path} do not match its config.json: {exc}") from None
     return dense.eval()
 

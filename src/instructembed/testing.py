@@ -9,6 +9,7 @@ trained here on built-in text), so the T5 path is exercised without any download
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +202,10 @@ def build_checkpoint(
     """
     root = Path(root)
     encoder, tokenizer, hidden = _tiny_encoder(arch, seed)
-    encoder.save_pretrained(str(root), safe_serialization=not pickle_weights)
+    encoder.save_pretrained(str(root))
+    if pickle_weights:  # as the released checkpoints: a torch.save'd state dict (transformers 5 writes none)
+        torch.save(encoder.state_dict(), str(root / "pytorch_model.bin"))
+        (root / "model.safetensors").unlink()
     tokenizer.save_pretrained(str(root))
     tok_config_path = root / "tokenizer_config.json"
     tok_config = json.loads(tok_config_path.read_text(encoding="utf-8"))
@@ -220,6 +224,28 @@ def build_checkpoint(
         save_dense_module(root / dense_dir, weight, bias, pickle_too=pickle_weights or legacy_dense)
     write_st_modules(root, hidden, dense_dir, normalize, max_seq_length, lower)
     return root
+
+
+def put_in_hub_cache(cache: Path, repo_id: str, source: Path, commit: str, refs: Iterable[str] = ()) -> Path:
+    """Lay `source` out as huggingface_hub's cache does (blobs + symlinked snapshot + refs) and
+    return the snapshot directory; `refs` (e.g. "main", a tag) then name `commit`."""
+    import hashlib
+    import os
+
+    storage = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = storage / "snapshots" / commit
+    for file in sorted(p for p in source.rglob("*") if p.is_file()):
+        data = file.read_bytes()
+        blob = storage / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = snapshot / file.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    for ref in refs:
+        (storage / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+        (storage / "refs" / ref).write_text(commit, encoding="utf-8")  # no newline, as the hub writes it
+    return snapshot
 
 
 #: Inputs that exercise every input shape `embed` takes, for backend parity tests.

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from instructembed.errors import InputFileError
+from instructembed.package_data import read_text
 
 from .tasks import Role, Task, TaskType
 
@@ -28,8 +28,7 @@ Table = dict[str, dict[str, Any]]
 
 
 def _package_table(name: str) -> Table:
-    text = resources.files("instructembed").joinpath("data", name).read_text(encoding="utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(read_text(name))  # type: ignore[no-any-return]
 
 
 def _check_table(table: object, origin: str) -> Table:

@@ -27,7 +27,8 @@ def markdown_summary(results: Sequence[TaskResult]) -> str:
     lines = [
         f"# Evaluation: {first.model}",
         "",
-        f"Instructions: `{first.instructions_source}`; git commit: `{first.git_commit or 'unknown'}`"
+        f"Instructions: `{first.instructions_source}`; instructembed {first.instructembed_version or 'unknown'}, "
+        f"git commit: `{first.git_commit or 'none (installed package)'}`"
         + (f"; limit: {first.limit}" if first.limit else ""),
         "",
         "| task | type | main score | x100 | time (s) |",

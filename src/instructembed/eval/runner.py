@@ -3,7 +3,8 @@
 `run(encoder, tasks)` is the Python entry point; the CLI's `eval` command is a thin shell over it.
 Each task gets a fresh `CachingEncoder`, so every distinct (instruction, text) is embedded once per
 task. Results carry the scores per split, the main score (x100, two decimals, as MTEB's
-leaderboard shows it), the instructions used, model, data fingerprint, git commit and wall time.
+leaderboard shows it), the instructions used, model, data fingerprint, instructembed version, git
+commit (when run from a checkout) and wall time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from instructembed.package_data import package_version, source_commit
 
 from .classification import evaluate_classification
 from .clustering import evaluate_clustering
@@ -68,25 +70,15 @@ class TaskResult:
     limit: int | None = None
     command: str | None = None
     notes: list[str] = field(default_factory=list)
+    instructembed_version: str | None = None  # results written by older code lack it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def git_commit(where: Path | None = None) -> str | None:
-    """`git rev-parse HEAD` of the checkout holding this package (None outside git)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where or Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+def git_commit() -> str | None:
+    """The commit of the checkout holding this package; None for an installed package (see its version)."""
+    return source_commit()
 
 
 def data_fingerprint(paths: Sequence[Path]) -> str:
@@ -194,6 +186,7 @@ def run(
             limit=limit,
             command=command,
             notes=notes,
+            instructembed_version=package_version(),
         )
         logger.info(
             "%s: %s = %.2f (%.1fs)", task.name, task.main_score, result.main_score, result.wall_time_s

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from instructembed.checkpoint import ModelSpec
 from instructembed.errors import CheckpointError, MissingExtraError
 from instructembed.export.manifest import OPENVINO_FP32_FILE, OPENVINO_INT8_FILE, RT_INFO_PATH
 from instructembed.inputs import Item
+from instructembed.package_data import read_text
 
 if TYPE_CHECKING:
     from instructembed.tokenize import InstructionTokenizer
@@ -64,7 +64,7 @@ def _nncf() -> Any:
 
 def default_calibration() -> list[Item]:
     """The packaged calibration set: (instruction, text) items written for instructembed."""
-    text = resources.files("instructembed").joinpath("data/calibration.jsonl").read_text(encoding="utf-8")
+    text = read_text("calibration.jsonl")
     return [Item(row["instruction"], row["text"]) for row in map(json.loads, text.splitlines()) if row]
 
 

@@ -28,6 +28,7 @@ UNSUPPORTED = {
     "format": "the format comes from each file's suffix (.jsonl, .csv, .tsv, .parquet)",
     "skip_blank": "plain-text input is not read by the Ray job; use JSONL",
     "overwrite": "a rerun continues the job in --output; give a new directory to start over",
+    "chunk": "not yet supported with --engine ray",
 }
 
 

@@ -7,13 +7,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
 from instructembed.server.batcher import EmbedderLike
 from instructembed.server.errors import install_handlers
 from instructembed.server.metrics import MetricsMiddleware, ServerMetrics
+from instructembed.server.playground_routes import playground_router
 from instructembed.server.routes import embeddings_router, ops_router
+from instructembed.server.search_routes import search_router
 from instructembed.server.service import ServerState
 from instructembed.server.settings import ServerSettings
 
@@ -22,11 +26,14 @@ logger = logging.getLogger(__name__)
 EmbedderSource = EmbedderLike | Callable[[], EmbedderLike]
 
 
-def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(
+    embedder: EmbedderSource, settings: ServerSettings | None = None, *, index: str | Path | Any = None
+) -> FastAPI:
     """Build the app around a loaded embedder, or a zero-argument function that loads one.
 
     A loader runs in a thread during startup (uvicorn answers nothing until it returns); the queue
-    drains on shutdown.
+    drains on shutdown. `index` (a directory, or an opened `instructembed.index.Index`) adds
+    POST /v1/search; it is opened with the loaded embedder, which must match its fingerprint.
     """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
@@ -37,7 +44,8 @@ def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None)
             loaded: EmbedderLike = embedder  # type: ignore[assignment]
         else:
             loaded = await asyncio.to_thread(embedder)  # type: ignore[operator]
-        state = ServerState(loaded, settings, metrics)
+        served = await asyncio.to_thread(_open_index, index, loaded) if index is not None else None
+        state = ServerState(loaded, settings, metrics, served)
         state.batcher.start()
         app.state.server = state
         logger.info(
@@ -46,6 +54,8 @@ def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None)
             loaded.dimension,
             loaded.max_seq_length,
         )
+        if settings.playground:
+            logger.info("playground page at /playground/ (turn it off with --no-playground)")
         try:
             yield
         finally:
@@ -63,6 +73,24 @@ def create_app(embedder: EmbedderSource, settings: ServerSettings | None = None)
     app.state.server = None
     install_handlers(app)
     app.include_router(embeddings_router)
+    app.include_router(search_router)
     app.include_router(ops_router)
+    if settings.playground:
+        app.include_router(playground_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _open_index(index: str | Path | Any, embedder: EmbedderLike) -> Any:
+    """An opened index checked against the served model (its fingerprint must match)."""
+    if hasattr(index, "search_vectors"):
+        return index
+    from instructembed.index.core import Index
+
+    try:
+        opened = Index.open(index, embedder=embedder)
+    except Exception as exc:
+        logger.error("cannot serve the index %s: %s", index, exc)
+        raise
+    logger.info("serving index %s (%d documents) on POST /v1/search", index, len(opened))
+    return opened

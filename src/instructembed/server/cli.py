@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,14 +21,25 @@ logger = logging.getLogger(__name__)
 
 def serve_command(
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--model",
             "-m",
             envvar="INSTRUCTEMBED_MODEL",
-            help="Packaged model name, local directory or hub id.",
+            help="Packaged model name, local directory or hub id (default with --index: the index's).",
         ),
-    ],
+    ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            envvar="INSTRUCTEMBED_INDEX",
+            help="Also serve POST /v1/search over this index (`instructembed index build`).",
+        ),
+    ] = None,
+    max_search_k: Annotated[
+        int, typer.Option(envvar="INSTRUCTEMBED_MAX_SEARCH_K", min=1, help="Largest k per search.")
+    ] = ServerSettings.max_search_k,
     host: Annotated[
         str, typer.Option(envvar="INSTRUCTEMBED_HOST", help="Address to bind; 127.0.0.1 keeps it local.")
     ] = "127.0.0.1",
@@ -92,9 +104,18 @@ def serve_command(
             envvar="INSTRUCTEMBED_OVERLONG", help="Inputs over the token limit: truncate or reject (422)."
         ),
     ] = OverlongPolicy.TRUNCATE,
+    playground: Annotated[
+        bool,
+        typer.Option(
+            "--playground/--no-playground",
+            envvar="INSTRUCTEMBED_PLAYGROUND",
+            help="Serve the playground page at /playground/ (static files from the package).",
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option(envvar="INSTRUCTEMBED_LOG_LEVEL")] = "info",
 ) -> None:
-    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics."""
+    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics,
+    and a playground page at /playground/."""
     try:
         import uvicorn
 
@@ -115,6 +136,8 @@ def serve_command(
             max_wait_ms=max_wait_ms,
             overlong=overlong,
             served_model_name=served_model_name,
+            max_search_k=max_search_k,
+            playground=playground,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -136,6 +159,13 @@ def serve_command(
         options["quantize"] = quantize
     if dtype is not None:
         options["dtype"] = dtype
+    if index is not None:
+        recorded = _index_model(index)  # fails fast on a missing or damaged index, before any model loads
+        if model is None:  # the model the index was built with, loaded as it was (flags given still win)
+            model = recorded.model
+            options.update({k: v for k, v in recorded.load_options().items() if options.get(k) is None})
+    if model is None:
+        raise typer.BadParameter("give --model (or --index, to serve the model an index was built with)")
 
     from instructembed.embedder import Embedder
 
@@ -151,8 +181,22 @@ def serve_command(
             "drop the option or upgrade / install the extra that provides it (e.g. [onnx])"
         )
 
-    def load() -> Any:
-        return Embedder.load(model, **options)
+    chosen = model
 
-    app = create_app(load, settings)
+    def load() -> Any:
+        return Embedder.load(chosen, **options)
+
+    app = create_app(load, settings, index=index)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=60)
+
+
+def _index_model(path: Path) -> Any:
+    """The fingerprint of the index at `path` (opened without a model), or a clear CLI error."""
+    from instructembed.errors import InstructEmbedError
+    from instructembed.index.core import Index
+
+    try:
+        with Index.open(path) as opened:
+            return opened.fingerprint
+    except InstructEmbedError as exc:
+        raise typer.BadParameter(str(exc)) from None

@@ -59,6 +59,15 @@ class ServerMetrics:
         self.prompt_tokens = Counter(
             "instructembed_prompt_tokens", "Tokens embedded (after truncation)", registry=r
         )
+        self.search_queries = Counter(
+            "instructembed_search_queries", "Queries searched in the index", registry=r
+        )
+        self.search_seconds = Histogram(
+            "instructembed_search_seconds",
+            "Index search time per request (after embedding the queries)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.dropped_items = Counter(
             "instructembed_dropped_items", "Queued inputs dropped because their client went away", registry=r
         )

@@ -161,10 +161,25 @@ async def info(request: Request) -> Response:
                 "batch_tokens": settings.batch_tokens,
                 "max_wait_ms": settings.max_wait_ms,
                 "overlong": settings.overlong.value,
+                "max_search_k": settings.max_search_k,
             },
             "queue_items": state.batcher.pending_items,
+            "index": _index_info(state),
         }
     )
+
+
+def _index_info(state: ServerState) -> dict[str, Any] | None:
+    if state.index is None:
+        return None
+    info = state.index.info()
+    keys = ("path", "documents", "chunks", "dimension", "search")
+    fp = info["fingerprint"]
+    return {
+        **{k: info[k] for k in keys},
+        "doc_instruction": fp["doc_instruction"],
+        "query_instruction": fp["query_instruction"],
+    }
 
 
 @ops_router.get("/metrics")

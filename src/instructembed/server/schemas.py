@@ -57,6 +57,25 @@ class EmbedRequest(BaseModel):
     normalize: StrictBool = True
 
 
+class SearchRequest(BaseModel):
+    """`POST /v1/search` (with `serve --index`): top-k documents for each query."""
+
+    model_config = _STRICT
+
+    queries: Any = Field(description="a string, or a list of strings")
+    k: StrictInt | None = Field(
+        None, ge=1, description="documents per query; default 10 (or the server's max_search_k, if lower)"
+    )
+    filter: dict[str, Any] | None = Field(
+        None, description="metadata key -> value (or list of values: any of); every key must match"
+    )
+    instruction: StrictStr | None = Field(
+        None, description="query instruction; default: the index's ('' for none)"
+    )
+    pool: Literal["max", "mean"] = Field("max", description="a document's score: best chunk or mean")
+    exact: StrictBool = Field(False, description="ignore the approximate index")
+
+
 # ---- responses (documentation; the routes write the JSON directly, which is faster) -----------
 
 
@@ -74,6 +93,28 @@ class Usage(BaseModel):
 class EmbeddingsResponse(BaseModel):
     object: Literal["list"] = "list"
     data: list[EmbeddingData]
+    model: str
+    usage: Usage
+
+
+class SearchHit(BaseModel):
+    id: str
+    score: float
+    chunk: int
+    start: int
+    end: int
+    metadata: dict[str, Any]
+    text: str | None
+
+
+class SearchResult(BaseModel):
+    index: int
+    hits: list[SearchHit]
+
+
+class SearchResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SearchResult]
     model: str
     usage: Usage
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,17 +24,25 @@ logger = logging.getLogger(__name__)
 class ServerState:
     """The loaded model and its queue; one per app, built in the lifespan."""
 
-    def __init__(self, embedder: EmbedderLike, settings: ServerSettings, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, embedder: EmbedderLike, settings: ServerSettings, metrics: ServerMetrics, index: Any = None
+    ) -> None:
         self.embedder = embedder
         self.settings = settings
         self.metrics = metrics
         self.runner = ModelRunner(embedder)
         self.batcher = Batcher(self.runner, settings, metrics)
         self.model_name = settings.served_model_name or embedder.name
+        #: The `instructembed.index.Index` behind POST /v1/search, or None; searched in one thread.
+        self.index = index
+        self.search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instructembed-search")
 
     async def close(self) -> None:
         await self.batcher.close()
         await asyncio.to_thread(self.runner.close)
+        self.search_executor.shutdown(wait=True)
+        if self.index is not None:
+            self.index.close()
 
     async def embed(self, request: Request, items: list[ServedItem]) -> tuple[np.ndarray, int]:
         """Embed one request's items through the shared queue: (vectors (N, D), prompt tokens).

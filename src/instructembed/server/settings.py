@@ -43,6 +43,10 @@ class ServerSettings:
     served_model_name: str | None = None
     #: Seconds the shutdown waits for queued work to finish before dropping it.
     drain_timeout_s: float = 30.0
+    #: Largest `k` one POST /v1/search may ask for (422 above it); only with an index (`--index`).
+    max_search_k: int = 1000
+    #: Serve the playground page at /playground/ (static files shipped in the package).
+    playground: bool = True
 
     def __post_init__(self) -> None:
         positive = {
@@ -50,6 +54,7 @@ class ServerSettings:
             "max_items_per_request": self.max_items_per_request,
             "max_queue_items": self.max_queue_items,
             "batch_tokens": self.batch_tokens,
+            "max_search_k": self.max_search_k,
         }
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

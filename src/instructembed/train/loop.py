@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,17 +51,10 @@ class TrainResult:
 
 
 def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
+    """The commit of the checkout holding this package; None for an installed copy (see its version)."""
+    from instructembed.package_data import source_commit
+
+    return source_commit()
 
 
 def _check_out_dir(out: Path, resume: bool) -> None:

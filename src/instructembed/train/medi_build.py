@@ -321,10 +321,12 @@ def build_medi(
                 kept.append(triple)
         kept = sorted(set(kept))  # exact repeats once; a canonical order before the seeded shuffle
         random.Random(f"{seed}:{task.name}:order").shuffle(kept)
-        n_dev = dev_per_task if len(kept) >= 4 * dev_per_task else 0
-        dev_lines += [_record(task, t, task.instructions[0]) for t in kept[:n_dev]]
-        stats.dev = n_dev
-        train[task.name] = kept[n_dev:]
+        held_back = _dev_slice(kept, dev_per_task if len(kept) >= 4 * dev_per_task else 0)
+        dev_lines += [_record(task, t, task.instructions[0]) for t in held_back]
+        stats.dev = len(held_back)
+        seen = {text for t in held_back for text in t[:2]}
+        train[task.name] = [t for t in kept if not seen.intersection(t)]
+        stats.dropped_dev += len(kept) - len(held_back) - len(train[task.name])
 
     # caps: every task at most max_per_task; label-defined tasks together at most label_share of batches
     label = {t.name for t in TASKS if t.label_defined}
@@ -364,6 +366,21 @@ def build_medi(
             stats.dropped_dev,
         )
     return report
+
+
+def _dev_slice(triples: Sequence[pairs.Triple], n: int) -> list[pairs.Triple]:
+    """`n` triples with distinct queries and positives. The caller then drops every training triple
+    that holds a dev query or positive in any role: a question with several answers, a story with
+    four statements or a text that is many anchors' nearest neighbour must not sit on both sides."""
+    out: list[pairs.Triple] = []
+    used: set[str] = set()
+    for triple in triples:
+        if len(out) == n:
+            break
+        if triple[0] not in used and triple[1] not in used:
+            out.append(triple)
+            used.update(triple[:2])
+    return out
 
 
 def _same_size(by_task: dict[str, list[str]], size: int, rng: random.Random) -> list[str]:

@@ -277,7 +277,7 @@ def build_ai2(hypotheses: Sequence[src.Hypothesis], rng: random.Random) -> list[
                 continue
             own = set(h.evidence)
             negatives = [e for e in wrong_evidence if e not in own]
-            for evidence in h.evidence[:6]:  # the first retrieved sentences are the likeliest support
+            for evidence in h.evidence[:10]:  # the first retrieved sentences are the likeliest support
                 if negatives:
                     out.append((h.text, evidence, rng.choice(negatives)))
     return out
@@ -296,7 +296,7 @@ def build_argus(
     find = nearest(pool)
     out: list[Triple] = []
     for q in sorted(questions):
-        snippets = [s for s in questions[q] if len(s.split()) >= 6][:16]
+        snippets = [s for s in questions[q] if len(s.split()) >= 6][:32]
         for s in snippets:
             j = find(q, lambda c, q=q: owner[c] != q)  # type: ignore[misc]
             if j is not None:

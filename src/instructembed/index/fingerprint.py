@@ -1,0 +1,137 @@
+"""The fingerprint of an index: everything that shapes its vectors, recorded once at creation.
+
+Adding to an index, or searching it with a loaded model, compares the model's side of the
+fingerprint with the stored one field by field; a difference is an error that names the field and
+both values. Vectors made differently are never mixed into one index.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from instructembed.chunking import ChunkSettings
+
+log = logging.getLogger(__name__)
+
+#: Fields that decide how a text becomes a vector (the model's side). `package_version` is recorded
+#: but only warned about: the encode path is pinned by tests against INSTRUCTOR, and refusing every
+#: index after an upgrade would make upgrades cost a full re-embed.
+MODEL_FIELDS = (
+    "weights_sha256",
+    "architecture",
+    "dimension",
+    "max_seq_length",
+    "pooling",
+    "normalize",
+    "do_lower_case",
+    "backend",
+    "precision",
+)
+#: Fields that decide how documents are cut and instructed.
+DOCUMENT_FIELDS = ("doc_instruction", "chunking")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    model: str  # how to load the model again: packaged name, directory or hub id
+    weights_sha256: str  # of the checkpoint's weights, configs and tokenizer files (an export: its source's)
+    architecture: str
+    dimension: int
+    max_seq_length: int
+    pooling: str
+    normalize: bool
+    do_lower_case: bool
+    backend: str
+    precision: str
+    doc_instruction: str | None
+    query_instruction: str | None
+    chunking: dict[str, Any]  # ChunkSettings as a dict
+    package_version: str
+    load: dict[str, Any]  # the Embedder.load options it was built with (backend, dtype, quantize, ...)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        names = {f.name for f in fields(cls)}
+        missing = names - set(data)
+        if missing:
+            raise ValueError(f"the fingerprint lacks {', '.join(sorted(missing))}")
+        return cls(**{k: data[k] for k in names})
+
+    @property
+    def chunk_settings(self) -> ChunkSettings:
+        return ChunkSettings(**self.chunking)
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments for `Embedder.load` that make the same vectors again."""
+        return {**self.load, "max_seq_length": self.max_seq_length}
+
+
+def weights_hash(root: Path) -> str:
+    """sha256 identity of a model directory: an export's recorded source fingerprint, else its files'."""
+    from instructembed.export.manifest import fingerprint, is_export_dir, read_manifest
+
+    if is_export_dir(root):
+        return read_manifest(root).fingerprint
+    return fingerprint(root)
+
+
+def fingerprint_of(
+    embedder: Any,
+    *,
+    model: str,
+    doc_instruction: str | None,
+    query_instruction: str | None,
+    chunking: ChunkSettings,
+    load: dict[str, Any] | None = None,
+) -> Fingerprint:
+    """The fingerprint an index built with `embedder` and these settings gets."""
+    from instructembed import __version__
+
+    spec = embedder.spec
+    return Fingerprint(
+        model=model,
+        weights_sha256=weights_hash(Path(spec.root)),
+        architecture=str(spec.model_type),
+        dimension=int(embedder.dimension),
+        max_seq_length=int(embedder.max_seq_length),
+        pooling=str(spec.pooling.value),
+        normalize=bool(spec.normalize),
+        do_lower_case=bool(spec.do_lower_case),
+        backend=str(embedder.backend.name),
+        precision=str(embedder.backend.precision),
+        doc_instruction=doc_instruction,
+        query_instruction=query_instruction,
+        chunking=asdict(chunking),
+        package_version=__version__,
+        load={k: v for k, v in (load or {}).items() if v is not None},
+    )
+
+
+def differences(stored: Fingerprint, current: Fingerprint, names: tuple[str, ...]) -> list[str]:
+    """'field: index has A, now B' for each named field that differs."""
+    out = []
+    for name in names:
+        before, now = getattr(stored, name), getattr(current, name)
+        if before != now:
+            if name == "weights_sha256":
+                before, now = str(before)[:12], str(now)[:12]
+            out.append(f"{name}: the index has {before!r}, this model gives {now!r}")
+    return out
+
+
+def warn_version(stored: Fingerprint, path: object) -> None:
+    from instructembed import __version__
+
+    if stored.package_version != __version__:
+        log.warning(
+            "%s was built by instructembed %s; this is %s (vectors are compared by model fingerprint only)",
+            path,
+            stored.package_version,
+            __version__,
+        )

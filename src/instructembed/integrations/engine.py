@@ -1,0 +1,162 @@
+"""What every integration shares: texts + one instruction -> float32 vectors, from an `Embedder`
+in this process or from a running `instructembed serve` (through the openai client).
+
+No framework is imported here; each framework module adapts these two engines to its own types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from instructembed.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from instructembed.embedder import Embedder
+
+#: INSTRUCTOR's retrieval pair, the defaults of LangChain's HuggingFaceInstructEmbeddings and of
+#: LlamaIndex's InstructorEmbedding: documents and queries are embedded *differently*.
+DEFAULT_DOCUMENT_INSTRUCTION = "Represent the document for retrieval: "
+DEFAULT_QUERY_INSTRUCTION = "Represent the question for retrieving supporting documents: "
+#: What those integrations load by default.
+DEFAULT_MODEL = "hkunlp/instructor-large"
+#: Items per request to a server (its default limit per request is 2048).
+DEFAULT_REMOTE_BATCH = 256
+
+
+class Engine(Protocol):
+    def embed(self, texts: Sequence[str], instruction: str) -> np.ndarray: ...
+
+    async def aembed(self, texts: Sequence[str], instruction: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load the model in process: `Embedder.load`'s arguments, unset ones left to it."""
+
+    model: str = DEFAULT_MODEL
+    backend: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    quantize: str | None = None
+    revision: str | None = None
+    allow_pickle: bool = False
+
+    def load(self) -> Embedder:
+        from instructembed.embedder import Embedder
+
+        kwargs = {k: v for k, v in asdict(self).items() if k != "model" and v not in (None, False)}
+        return Embedder.load(self.model, **kwargs)
+
+
+class LocalEngine:
+    """An `Embedder` in this process; one call embeds at a time (tokenizers are not thread-safe),
+    and the async form runs it in a worker thread so the event loop keeps serving."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension
+
+    def embed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
+        texts = _check_texts(texts)
+        with self._lock:  # (N, D) float32, rows in input order; Embedder batches by token budget
+            return self.embedder.embed([(instruction, text) for text in texts])
+
+    async def aembed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
+        return await asyncio.to_thread(self.embed, texts, instruction)
+
+
+class RemoteEngine:
+    """A running `instructembed serve`, through the official openai client and the server's
+    `instruction` extension of `/v1/embeddings` (float32 over base64: the same bits as in process)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        model: str,
+        batch_size: int = DEFAULT_REMOTE_BATCH,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise MissingExtraError("langchain", "openai") from None
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        base = base_url.rstrip("/")
+        base = base if base.endswith("/v1") else f"{base}/v1"  # accept the server root or its /v1
+        options: dict[str, Any] = {
+            "base_url": base,
+            "api_key": api_key or "unused",  # the server checks a key only when started with one
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
+        self.client = openai.OpenAI(**options)
+        self.async_client = openai.AsyncOpenAI(**options)
+        self.model = model
+        self.batch_size = batch_size
+
+    def _request(self, texts: list[str], instruction: str) -> dict[str, Any]:
+        return {"model": self.model, "input": texts, "extra_body": {"instruction": instruction}}
+
+    def embed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
+        texts = _check_texts(texts)
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start : start + self.batch_size]
+            response = self.client.embeddings.create(**self._request(chunk, instruction))
+            rows += [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
+        return _stack(rows)
+
+    async def aembed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
+        texts = _check_texts(texts)
+        chunks = [texts[s : s + self.batch_size] for s in range(0, len(texts), self.batch_size)]
+        responses = await asyncio.gather(
+            *(self.async_client.embeddings.create(**self._request(c, instruction)) for c in chunks)
+        )
+        return _stack([d.embedding for r in responses for d in sorted(r.data, key=lambda d: d.index)])
+
+
+def make_engine(
+    options: LoadOptions,
+    *,
+    embedder: Embedder | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    batch_size: int = DEFAULT_REMOTE_BATCH,
+    timeout: float = 60.0,
+) -> LocalEngine | RemoteEngine:
+    """`embedder` (already loaded) or `base_url` (a server) or else load `options.model` here."""
+    if embedder is not None and base_url is not None:
+        raise ValueError("give either embedder= (in process) or base_url= (a server), not both")
+    if base_url is not None:
+        return RemoteEngine(
+            base_url, api_key=api_key, model=options.model, batch_size=batch_size, timeout=timeout
+        )
+    return LocalEngine(embedder if embedder is not None else options.load())
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got one string; wrap it in a list")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is {type(text).__name__}; every text must be a str")
+    return texts
+
+
+def _stack(rows: list[list[float]]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)

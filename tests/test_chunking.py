@@ -1,0 +1,204 @@
+"""Token-aware chunking: windows fit the model, spans point into the text, short texts stay whole,
+and `embed --chunk` writes what chunking promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from instructembed import Embedder
+from instructembed.chunking import (
+    ChunkSettings,
+    Splitter,
+    chunk_documents,
+    pool_chunks,
+    token_windows,
+)
+from instructembed.cli import app
+from instructembed.inputs import Item
+
+INSTRUCTION = "Represent the document for retrieval: "
+LONG = " ".join(f"Sentence {i} talks about topic{i % 7} and the weather in town{i}." for i in range(40))
+
+
+@pytest.fixture(scope="module")
+def short_model(tiny_bert_dir: Path) -> Embedder:
+    """The tiny BERT with a 32-token window, so ordinary sentences need several chunks."""
+    return Embedder.load(tiny_bert_dir, max_seq_length=32)
+
+
+def _offsets(words: list[str]) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for word in words:
+        out.append((pos, pos + len(word)))
+        pos += len(word) + 1
+    return out
+
+
+def test_token_windows_respect_budget_and_cover_every_token() -> None:
+    offsets = _offsets([f"w{i}" for i in range(100)])
+    spans = token_windows(offsets, budget=10, overlap=3)
+    starts = [s for s, _ in offsets]
+    covered: set[int] = set()
+    for start, end in spans:
+        inside = [i for i, (s, e) in enumerate(offsets) if s >= start and e <= end]
+        assert 1 <= len(inside) <= 10
+        covered.update(inside)
+        assert start in starts  # windows begin on a token
+    assert covered == set(range(100))
+    # consecutive windows share `overlap` tokens when every token starts a word
+    first = {i for i, (s, e) in enumerate(offsets) if s >= spans[0][0] and e <= spans[0][1]}
+    second = {i for i, (s, e) in enumerate(offsets) if s >= spans[1][0] and e <= spans[1][1]}
+    assert len(first & second) == 3
+
+
+def test_token_windows_cut_where_a_word_starts() -> None:
+    # "ab" + "##cd" style pieces: a token glued to the previous one does not start a word.
+    offsets = [(0, 2), (2, 4), (5, 7), (7, 9), (9, 11), (12, 14), (14, 16), (17, 19)]
+    spans = token_windows(offsets, budget=4, overlap=0)
+    assert spans[0] == (0, 4)  # tokens 0-1; cutting at 4 tokens would split the word 2-4
+    for start, _ in spans:
+        assert start in (0, 5, 12, 17)
+
+
+def test_token_windows_empty_and_single_giant_word() -> None:
+    assert token_windows([], 5, 0) == [(0, 0)]
+    glued = [(i, i + 1) for i in range(12)]  # one 12-token "word": must be cut mid-word
+    spans = token_windows(glued, budget=5, overlap=0)
+    assert spans == [(0, 5), (5, 10), (10, 12)]
+
+
+def test_short_documents_are_one_chunk_identical_to_embed(short_model: Embedder) -> None:
+    texts = ["a short text", "another one"]
+    batch = chunk_documents(short_model, [Item(INSTRUCTION, t) for t in texts], ChunkSettings())
+    assert [(c.doc, c.index, c.start, c.end) for c in batch.chunks] == [(0, 0, 0, 12), (1, 0, 0, 11)]
+    np.testing.assert_allclose(
+        short_model.embed_tokenized(batch.rows), short_model.embed(texts, instruction=INSTRUCTION), atol=1e-6
+    )
+    assert batch.truncated_docs == 0
+
+
+def test_long_document_chunks_fit_the_window_and_point_into_the_text(short_model: Embedder) -> None:
+    batch = chunk_documents(
+        short_model, [Item(INSTRUCTION, LONG), Item(None, LONG)], ChunkSettings(overlap=4)
+    )
+    assert batch.truncated_docs == 0
+    for doc in (0, 1):
+        chunks = [c for c in batch.chunks if c.doc == doc]
+        assert len(chunks) > 5
+        assert [c.index for c in chunks] == list(range(len(chunks)))
+        rows = [r for c, r in zip(batch.chunks, batch.rows, strict=True) if c.doc == doc]
+        for c, row in zip(chunks, rows, strict=True):
+            assert c.text == LONG[c.start : c.end]
+            assert not row.truncated and len(row.ids) <= 32
+        assert chunks[0].start == 0 and chunks[-1].end == len(LONG.rstrip())
+        # every word of the text is in some chunk
+        words = set(LONG.split())
+        assert words == {w for c in chunks for w in c.text.split()}
+    # the instruction takes room: chunks under it hold fewer tokens than chunks without one
+    assert sum(c.doc == 0 for c in batch.chunks) > sum(c.doc == 1 for c in batch.chunks)
+
+
+def test_chunking_off_counts_truncation(short_model: Embedder) -> None:
+    batch = chunk_documents(
+        short_model, [Item(INSTRUCTION, LONG), Item(None, "tiny")], ChunkSettings(enabled=False)
+    )
+    assert len(batch.chunks) == 2 and batch.truncated_docs == 1
+
+
+def test_budget_refuses_an_instruction_that_leaves_no_room(short_model: Embedder) -> None:
+    splitter = Splitter(short_model.tokenizer, ChunkSettings(overlap=4))
+    assert splitter.budget(None) == 30  # [CLS] and [SEP] take two of 32
+    assert splitter.budget(INSTRUCTION) < 30
+    with pytest.raises(ValueError, match="shorten the instruction"):
+        splitter.budget("Represent " * 25)
+    with pytest.raises(ValueError, match="overlap"):
+        ChunkSettings(overlap=-1)
+
+
+def test_pool_chunks_matches_a_loop() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(7, 5)).astype(np.float32)
+    docs = np.array([0, 0, 1, 2, 2, 2, 3])
+    got = pool_chunks(vectors, docs, 4, normalize=True)
+    for d in range(4):
+        mean = vectors[docs == d].mean(axis=0)
+        np.testing.assert_allclose(got[d], mean / np.linalg.norm(mean), atol=1e-6)
+    raw = pool_chunks(vectors, docs, 4, normalize=False)
+    np.testing.assert_allclose(raw[2], vectors[3:6].mean(axis=0), atol=1e-6)
+    with pytest.raises(ValueError, match="at least one chunk"):
+        pool_chunks(vectors, docs, 5, normalize=True)
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def _write_input(tmp_path: Path) -> Path:
+    source = tmp_path / "docs.jsonl"
+    rows = [{"id": "long", "text": LONG}, {"id": "short", "text": "just a few words"}]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return source
+
+
+def test_embed_chunk_writes_one_row_per_chunk(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    source, out = _write_input(tmp_path), tmp_path / "chunks.parquet"
+    args = ["embed", "-m", str(tiny_bert_dir), "-i", str(source), "--max-seq-length", "32"]
+    args += ["--instruction", INSTRUCTION, "--chunk-overlap", "4"]
+    result = runner.invoke(app, [*args, "-o", str(out), "--chunk"])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out).to_pydict()
+    model = Embedder.load(tiny_bert_dir, max_seq_length=32)
+    expected = chunk_documents(
+        model, [Item(INSTRUCTION, LONG), Item(INSTRUCTION, "just a few words")], ChunkSettings(overlap=4)
+    )
+    assert table["id"] == ["long"] * (len(expected.chunks) - 1) + ["short"]
+    assert table["doc"] == [c.doc for c in expected.chunks]
+    assert table["chunk"] == [c.index for c in expected.chunks]
+    assert table["start"] == [c.start for c in expected.chunks]
+    assert table["end"] == [c.end for c in expected.chunks]
+    np.testing.assert_allclose(
+        np.array(table["embedding"], dtype=np.float32), model.embed_tokenized(expected.rows), atol=1e-5
+    )
+    assert f"split 1 text(s) longer than 32 tokens into {len(expected.chunks) - 1} chunks" in result.output
+
+    pooled = tmp_path / "pooled.npy"
+    result = runner.invoke(app, [*args, "-o", str(pooled), "--chunk-pool", "mean"])
+    assert result.exit_code == 0, result.output
+    vectors = np.array(table["embedding"], dtype=np.float32)
+    np.testing.assert_allclose(
+        np.load(pooled), pool_chunks(vectors, np.array(table["doc"]), 2, normalize=True), atol=1e-5
+    )
+
+
+def test_embed_reports_truncation_and_refuses_chunks_in_npy(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    source = _write_input(tmp_path)
+    args = ["embed", "-m", str(tiny_bert_dir), "-i", str(source), "--max-seq-length", "32"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "plain.npy")])
+    assert result.exit_code == 0, result.output
+    assert "1 text(s) longer than 32 tokens" in result.output and "--chunk embeds them whole" in result.output
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "chunks.npy"), "--chunk"])
+    assert result.exit_code == 1 and "write .parquet, or add --chunk-pool mean" in result.output
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "x.npy"), "--chunk-overlap", "3"])
+    assert result.exit_code == 1 and "add --chunk" in result.output
+    assert not (tmp_path / "chunks.npy").exists() and not (tmp_path / "x.npy").exists()
+
+
+def test_embed_reads_parquet_input(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["first text", "second text"]}), source)
+    out = tmp_path / "out.npy"
+    result = runner.invoke(app, ["embed", "-m", str(tiny_bert_dir), "-i", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    expected = Embedder.load(tiny_bert_dir).embed(["first text", "second text"])
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
