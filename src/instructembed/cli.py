@@ -232,6 +232,9 @@ def embed_command(
     if engine is Engine.RAY:
         from instructembed.scale.cli import ray_embed
 
+        if chunk_overlap is not None and not chunk:
+            raise ValueError("--chunk-overlap applies to --chunk; add --chunk (or drop --chunk-overlap)")
+
         ray_embed(
             input=input,
             output=output,
@@ -253,11 +256,12 @@ def embed_command(
             actors=actors,
             cpus_per_actor=cpus_per_actor,
             gpus_per_actor=gpus_per_actor,
+            chunking=ChunkSettings(overlap=32 if chunk_overlap is None else chunk_overlap) if chunk else None,
             unsupported={
                 "format": format,
                 "skip_blank": skip_blank,
                 "overwrite": overwrite,
-                "chunk": chunk or chunk_pool is not None or chunk_overlap is not None,
+                "chunk_pool": chunk_pool,
             },
         )
         return

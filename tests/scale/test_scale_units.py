@@ -1,4 +1,4 @@
-"""scale/ without Ray: the map_batches callable, the chunker hook, shard files, manifest, errors."""
+"""scale/ without Ray: the map_batches callable, its chunking, shard files, manifest, errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 from scale_helpers import write_jsonl
 
+from instructembed.chunking import ChunkSettings, chunk_documents
 from instructembed.errors import InputFileError, InstructEmbedError
 from instructembed.inputs import Item
 from instructembed.scale.batches import Columns, EmbedBatches, ModelOptions, embed_items
@@ -69,48 +68,34 @@ def test_embed_batches_names_a_missing_column(options: ModelOptions) -> None:
         EmbedBatches(options, Columns(instruction="inst"), instruction="Represent: ")
 
 
-@dataclass(frozen=True)
-class _Span:
-    doc: int
-    index: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class _Chunked:
-    chunks: Sequence[_Span]
-    rows: Sequence[Any]
-
-
-def split_words(embedder: Any, items: Sequence[Item], size: int = 4) -> _Chunked:
-    """A chunker of the hook's shape: windows of `size` words (the token-aware one comes with `embed --chunk`)."""
-    spans, pieces = [], []
-    for d, item in enumerate(items):
-        starts = [i for i, c in enumerate(item.text) if c != " " and (i == 0 or item.text[i - 1] == " ")] or [
-            0
-        ]
-        cuts = [*starts[::size], len(item.text)]
-        for k, (a, b) in enumerate(zip(cuts, cuts[1:] or [len(item.text)], strict=False)):
-            spans.append(_Span(d, k, a, b))
-            pieces.append(Item(item.instruction, item.text[a:b]))
-    return _Chunked(spans, embedder.tokenizer.encode(pieces))
-
-
-def test_the_chunker_hook_gives_one_row_per_chunk_with_its_span(options: ModelOptions, embedder: Any) -> None:
-    texts = ["one two three four five six seven eight nine", "short"]
+def test_chunking_gives_the_rows_of_embed_chunk(tiny_bert_dir: Path) -> None:
+    """`chunking=` cuts long documents with `embed --chunk`'s own `chunk_documents`: one row per chunk,
+    its span, and the vector of the chunk embedded alone; short documents stay whole."""
+    options = ModelOptions(str(tiny_bert_dir), threads=1, max_seq_length=24)
+    embedder = options.load()
+    texts = [" ".join(f"word{i}" for i in range(60)), "short"]
+    settings = ChunkSettings(overlap=4)
     batch = {"id": np.asarray(["long", "short"]), "text": np.asarray(texts, dtype=object)}
-    out = EmbedBatches(options, instruction="Represent: ", chunker=split_words)(batch)
-    assert list(out["id"]) == ["long", "long", "long", "short"]
-    assert list(out["chunk"]) == [0, 1, 2, 0]
-    pieces = [
-        texts[0 if i < 3 else 1][s:e] for i, (s, e) in enumerate(zip(out["start"], out["end"], strict=True))
+    out = EmbedBatches(options, instruction="Represent: ", chunking=settings)(batch)
+
+    want = chunk_documents(embedder, [Item("Represent: ", t) for t in texts], settings)
+    n_long = sum(c.doc == 0 for c in want.chunks)
+    assert n_long > 2 and list(out["id"]) == ["long"] * n_long + ["short"]
+    assert list(out["chunk"]) == [c.index for c in want.chunks]
+    assert [(s, e) for s, e in zip(out["start"], out["end"], strict=True)] == [
+        (c.start, c.end) for c in want.chunks
     ]
-    assert pieces == ["one two three four ", "five six seven eight ", "nine", "short"]
-    want = embedder.embed([p.strip() for p in pieces], instruction="Represent: ")
-    np.testing.assert_allclose(out["embedding"], want, atol=1e-6)
-    embedded = embed_items(embedder, [Item(None, t) for t in texts], split_words)
-    assert embedded.spans is not None and embedded.doc.tolist() == [0, 0, 0, 1]
+    np.testing.assert_allclose(out["embedding"], embedder.embed_tokenized(want.rows), atol=1e-6, rtol=0)
+    pieces = [texts[0][c.start : c.end] for c in want.chunks if c.doc == 0]
+    np.testing.assert_allclose(
+        out["embedding"][:n_long], embedder.embed(pieces, instruction="Represent: "), atol=1e-6, rtol=0
+    )
+    embedded = embed_items(embedder, [Item(None, t) for t in texts], settings)
+    assert embedded.spans is not None and embedded.doc.tolist() == [0] * len(embedded.doc[:-1]) + [1]
+    assert not embedded.truncated.any()
+    whole = embed_items(embedder, [Item(None, t) for t in texts], None)  # no chunking: truncated, counted
+    assert whole.spans is None and whole.truncated.tolist() == [True, False]
+    assert embed_items(embedder, [Item(None, t) for t in texts], ChunkSettings(enabled=False)).spans is None
 
 
 # ---------------------------------------------------------------------------------------- inputs

@@ -1,7 +1,7 @@
 """Embedding past one machine on a Ray cluster, with the same vectors as in one process.
 
 - `batches.py`  `EmbedBatches` (the Ray Data `map_batches` callable: one model per actor),
-                `ModelOptions`, `Columns`, the `Chunker` hook; imports no Ray
+                `ModelOptions`, `Columns`; chunks as `embed --chunk` does; imports no Ray
 - `shards.py`   the sharded job's files: inputs, output shards written atomically, the manifest and
                 its fingerprint; imports no Ray
 - `job.py`      `connect`, `embed_dataset` (a Dataset in, with an embedding column out) and `run_job`
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from instructembed.scale.batches import CHUNK_COLUMNS, Chunker, Columns, EmbedBatches, ModelOptions
+from instructembed.chunking import ChunkSettings
+from instructembed.scale.batches import CHUNK_COLUMNS, Columns, EmbedBatches, ModelOptions
 
 if TYPE_CHECKING:
     from instructembed.scale.job import JobConfig, JobReport, connect, embed_dataset, run_job
 
 __all__ = [
     "CHUNK_COLUMNS",
-    "Chunker",
+    "ChunkSettings",
     "Columns",
     "EmbedBatches",
     "JobConfig",

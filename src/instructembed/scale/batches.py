@@ -6,9 +6,8 @@ so the model loads once per actor and every batch goes through `Embedder.embed_t
 encode path, with its length-sorted token-budget batches. `embed_items` is the shared step the shard
 writer of the `embed --engine ray` job uses too.
 
-Chunking is a hook: `Chunker` is what the token-aware chunker of `embed --chunk` provides
-(`chunk_documents(embedder, items, settings)` returns the chunks' spans and their tokenized rows), so
-`functools.partial(chunk_documents, settings=...)` plugs in as is.
+Chunking is `embed --chunk`'s own: `ChunkSettings` travel to each actor and `chunk_documents` cuts
+long documents into token windows there, so a chunk's vector and span equal the single-process ones.
 """
 
 from __future__ import annotations
@@ -16,16 +15,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from instructembed.chunking import ChunkSettings, chunk_documents
 from instructembed.errors import InputFileError
 from instructembed.inputs import Item
 
 if TYPE_CHECKING:
     from instructembed.embedder import Embedder
-    from instructembed.tokenize import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -78,34 +77,6 @@ class Columns:
     embedding: str = "embedding"
 
 
-class ChunkSpan(Protocol):
-    """One chunk of document `doc` (its position in the batch): `text[start:end]`."""
-
-    @property
-    def doc(self) -> int: ...
-    @property
-    def index(self) -> int: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-
-
-class ChunkedRows(Protocol):
-    """What a chunker returns: chunks in document order, `rows[i]` the tokenized `chunks[i]`."""
-
-    @property
-    def chunks(self) -> Sequence[ChunkSpan]: ...
-    @property
-    def rows(self) -> Sequence[Encoded]: ...
-
-
-class Chunker(Protocol):
-    """Splits documents too long for the model's window; picklable, since it travels to every actor."""
-
-    def __call__(self, embedder: Embedder, items: Sequence[Item], /) -> ChunkedRows: ...
-
-
 @dataclass(frozen=True)
 class Embedded:
     """Vectors for a batch of documents. Unchunked: one row per document, `spans` None.
@@ -113,6 +84,7 @@ class Embedded:
 
     vectors: np.ndarray  # (M, D) float32
     spans: np.ndarray | None  # (M, 4) int64: doc, chunk, start, end
+    truncated: np.ndarray  # (N,) bool: documents that lost tokens to truncation (counted, never silent)
 
     @property
     def doc(self) -> np.ndarray:
@@ -122,21 +94,20 @@ class Embedded:
         return self.spans[:, 0]
 
 
-def embed_items(embedder: Embedder, items: Sequence[Item], chunker: Chunker | None = None) -> Embedded:
-    """Embed documents through the one encode path; split long ones first when `chunker` is given."""
-    if chunker is None:
+def embed_items(embedder: Embedder, items: Sequence[Item], chunking: ChunkSettings | None = None) -> Embedded:
+    """Embed documents through the one encode path; with `chunking`, split long ones first exactly as
+    `embed --chunk` does (`chunk_documents`), one output row per chunk."""
+    if chunking is None or not chunking.enabled:
         rows = embedder.tokenizer.encode(list(items))
-        return Embedded(embedder.embed_tokenized(rows), None)
-    chunked = chunker(embedder, items)
+        truncated = np.fromiter((r.truncated for r in rows), dtype=bool, count=len(rows))
+        return Embedded(embedder.embed_tokenized(rows), None, truncated)
+    chunked = chunk_documents(embedder, items, chunking)
     spans = np.asarray([(c.doc, c.index, c.start, c.end) for c in chunked.chunks], dtype=np.int64).reshape(
         -1, 4
     )  # (M, 4)
-    if len(spans) != len(chunked.rows):
-        raise ValueError(f"the chunker returned {len(spans)} chunks but {len(chunked.rows)} rows")
-    missing = np.setdiff1d(np.arange(len(items)), spans[:, 0])
-    if len(missing):
-        raise ValueError(f"the chunker returned no chunk for document {int(missing[0])} of the batch")
-    return Embedded(embedder.embed_tokenized(chunked.rows), spans)
+    truncated = np.zeros(len(items), dtype=bool)
+    truncated[list(chunked.truncated)] = True
+    return Embedded(embedder.embed_tokenized(chunked.rows), spans, truncated)
 
 
 def items_from_columns(
@@ -177,7 +148,7 @@ class EmbedBatches:
     """A Ray Data `map_batches` callable: loads the model once per actor, adds an embedding column.
 
     Batches are `dict[str, np.ndarray]` (Ray Data's default format). The output keeps every input
-    column and adds `columns.embedding` as a (N, D) float32 array; with a `chunker`, each output row
+    column and adds `columns.embedding` as a (N, D) float32 array; with `chunking`, each output row
     is a chunk: its document's input columns repeated, plus `chunk`, `start`, `end` (the span in the
     document's text).
     """
@@ -187,20 +158,20 @@ class EmbedBatches:
         options: ModelOptions,
         columns: Columns | None = None,
         instruction: str | None = None,
-        chunker: Chunker | None = None,
+        chunking: ChunkSettings | None = None,
     ) -> None:
         if instruction is not None and columns is not None and columns.instruction is not None:
             raise ValueError("give one instruction for all rows or an instruction column, not both")
         self.options = options
         self.columns = columns or Columns()
         self.instruction = instruction
-        self.chunker = chunker
+        self.chunking = chunking
         self.embedder = options.load()
         log.info("actor loaded %s (%s)", options.model, self.embedder.backend.precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = items_from_columns(batch, self.columns, self.instruction)
-        out = embed_items(self.embedder, items, self.chunker)
+        out = embed_items(self.embedder, items, self.chunking)
         if out.spans is None:
             return {**batch, self.columns.embedding: out.vectors}
         doc = out.doc

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from instructembed.chunking import ChunkSettings
 from instructembed.scale.batches import Columns, ModelOptions
 
 
@@ -28,7 +29,8 @@ UNSUPPORTED = {
     "format": "the format comes from each file's suffix (.jsonl, .csv, .tsv, .parquet)",
     "skip_blank": "plain-text input is not read by the Ray job; use JSONL",
     "overwrite": "a rerun continues the job in --output; give a new directory to start over",
-    "chunk": "not yet supported with --engine ray",
+    "chunk_pool": "the job writes one row per chunk (id, doc, chunk, start, end); average them per `doc` "
+    "yourself, or use `embed --chunk --chunk-pool mean` in one process",
 }
 
 
@@ -54,6 +56,7 @@ def ray_embed(
     actors: int | None,
     cpus_per_actor: float,
     gpus_per_actor: float,
+    chunking: ChunkSettings | None,
     unsupported: dict[str, Any],
 ) -> None:
     """Run the job, print what it did (shards embedded and skipped, rows) on stderr."""
@@ -85,6 +88,7 @@ def ray_embed(
         ),
         columns=Columns(text=field, id=id_field, instruction=instruction_field),
         instruction=instruction,
+        chunking=chunking,
         actors=actors,
         cpus_per_actor=cpus_per_actor,
         gpus_per_actor=gpus_per_actor,

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from instructembed.chunking import ChunkSettings
 from instructembed.errors import InputFileError, InstructEmbedError, MissingExtraError
 from instructembed.inputs import Item
-from instructembed.scale.batches import Chunker, Columns, EmbedBatches, ModelOptions, embed_items
+from instructembed.scale.batches import Columns, EmbedBatches, ModelOptions, embed_items
 from instructembed.scale.shards import (
     SHARDS,
     InputShard,
@@ -37,6 +38,7 @@ from instructembed.scale.shards import (
     ShardFingerprint,
     ShardRecord,
     ShardWriter,
+    chunking_json,
     clean_temporaries,
     complete_record,
     find_inputs,
@@ -168,7 +170,7 @@ def embed_dataset(
     *,
     columns: Columns | None = None,
     instruction: str | None = None,
-    chunker: Chunker | None = None,
+    chunking: ChunkSettings | None = None,
     actors: int | None = None,
     cpus_per_actor: float = 1.0,
     gpus_per_actor: float = 0.0,
@@ -199,7 +201,7 @@ def embed_dataset(
             "options": _with_threads(options, cpus_per_actor),
             "columns": columns,
             "instruction": instruction,
-            "chunker": chunker,
+            "chunking": chunking,
         },
         batch_size=batch_rows,
         compute=_compute(size),
@@ -237,15 +239,15 @@ class ShardWorker:
         options: ModelOptions,
         columns: Columns,
         instruction: str | None,
-        chunker: Chunker | None,
+        chunking: ChunkSettings | None,
         out_dir: str,
         expected: ShardFingerprint,
         part_rows: int,
     ) -> None:
         self.embedder = options.load()
-        self.columns, self.instruction, self.chunker = columns, instruction, chunker
+        self.columns, self.instruction, self.chunking = columns, instruction, chunking
         self.out_dir, self.expected, self.part_rows = Path(out_dir), expected, part_rows
-        here = fingerprint_of(self.embedder, options.model, columns, instruction, expected.chunking)
+        here = fingerprint_of(self.embedder, options.model, columns, instruction, chunking_json(chunking))
         self.differences = expected.differences(here)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -264,12 +266,13 @@ class ShardWorker:
 
     def _one(self, shard: InputShard) -> ShardRecord:
         sha = self.expected.sha256()
-        writer = ShardWriter(self.out_dir, shard, self.embedder.dimension, self.chunker is not None, sha)
+        chunked = chunking_json(self.chunking) is not None
+        writer = ShardWriter(self.out_dir, shard, self.embedder.dimension, chunked, sha)
         try:
             for ids, items in iter_shard(shard, self.columns, self.part_rows):
                 if self.instruction is not None:  # one instruction for every row
                     items = [Item(self.instruction, item.text) for item in items]
-                writer.write(ids, embed_items(self.embedder, items, self.chunker))
+                writer.write(ids, embed_items(self.embedder, items, self.chunking))
             return writer.finish()
         except BaseException:
             writer.abort()
@@ -285,8 +288,7 @@ class JobConfig:
     options: ModelOptions
     columns: Columns = field(default_factory=Columns)
     instruction: str | None = None
-    chunker: Chunker | None = None
-    chunking: dict[str, Any] | None = None  # the chunker's settings, recorded in the fingerprint
+    chunking: ChunkSettings | None = None  # `embed --chunk`'s splitting of long documents; None: truncate
     actors: int | None = None  # default: as many as the cluster's CPUs (or GPUs) hold
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
@@ -295,8 +297,6 @@ class JobConfig:
     def __post_init__(self) -> None:
         if self.instruction is not None and self.columns.instruction is not None:
             raise ValueError("give --instruction or --instruction-field, not both")
-        if (self.chunker is None) != (self.chunking is None):
-            raise ValueError("a chunker needs its settings (chunking=...) for the fingerprint, and back")
         if self.cpus_per_actor <= 0 or self.gpus_per_actor < 0 or self.part_rows < 1:
             raise ValueError("cpus_per_actor must be > 0, gpus_per_actor >= 0 and part_rows >= 1")
 
@@ -358,7 +358,7 @@ def run_job(
     driver_options = dataclasses.replace(config.options, device="cpu")  # the driver only fingerprints
     embedder = (load or ModelOptions.load)(driver_options)
     fingerprint = fingerprint_of(
-        embedder, config.options.model, config.columns, config.instruction, config.chunking
+        embedder, config.options.model, config.columns, config.instruction, chunking_json(config.chunking)
     )
     del embedder
     manifest, todo = plan(config, fingerprint)
@@ -376,7 +376,7 @@ def run_job(
                 "options": _with_threads(config.options, config.cpus_per_actor),
                 "columns": config.columns,
                 "instruction": config.instruction,
-                "chunker": config.chunker,
+                "chunking": config.chunking,
                 "out_dir": str(config.output.resolve()),
                 "expected": fingerprint,
                 "part_rows": config.part_rows,

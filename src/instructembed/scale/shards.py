@@ -7,6 +7,7 @@ One input file is one shard (the unit of work, of retry and of resume):
       manifest.json       the fingerprint (model, weights hash, instructions, precision, chunking) and
                           one record per finished shard (its input's size and mtime, rows, bytes)
       shards/<name>.parquet   id, [doc, chunk, start, end,] embedding: the input file's rows in file order
+                          (with --chunk one row per chunk, the columns `embed --chunk` writes)
 
 A shard is written to a temporary name beside its final one and renamed when complete, so a shard
 under its final name is always whole; it also carries the fingerprint's hash and its input's
@@ -30,6 +31,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from instructembed.chunking import ChunkSettings
 from instructembed.errors import InputFileError, MissingExtraError
 from instructembed.files import InputFormat, read_rows
 from instructembed.inputs import Item
@@ -264,6 +268,11 @@ def fingerprint_of(
     )
 
 
+def chunking_json(settings: ChunkSettings | None) -> dict[str, Any] | None:
+    """The fingerprint's `chunking`: the settings as a dict, None when documents are not split."""
+    return asdict(settings) if settings is not None and settings.enabled else None
+
+
 # ---------------------------------------------------------------------------------------- manifest
 @dataclass(frozen=True)
 class ShardRecord:
@@ -276,6 +285,7 @@ class ShardRecord:
     rows: int  # input rows (documents)
     vectors: int  # output rows (= rows unless chunked)
     bytes: int
+    truncated: int = 0  # input rows that lost tokens to truncation (their row numbers: the shard's metadata)
 
     def matches(self, shard: InputShard) -> bool:
         return (self.input, self.input_size, self.input_mtime_ns) == (shard.rel, shard.size, shard.mtime_ns)
@@ -364,6 +374,7 @@ def complete_record(
         meta["rows"],
         meta["vectors"],
         path.stat().st_size,
+        len(meta.get("truncated_rows", [])),
     )
     return record if record.matches(shard) else None
 
@@ -405,6 +416,7 @@ class ShardWriter:
         self.schema = pa.schema(cols)
         self.chunked = chunked
         self.rows = self.vectors = 0
+        self.truncated: list[int] = []  # input rows (from 0) that lost tokens to truncation
         self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
 
     def write(self, ids: Sequence[str], embedded: Embedded) -> None:
@@ -419,18 +431,20 @@ class ShardWriter:
         flat = pa.array(embedded.vectors.astype("float32", copy=False).reshape(-1))
         columns.append(pa.FixedSizeListArray.from_arrays(flat, embedded.vectors.shape[1]))
         self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+        self.truncated += (np.flatnonzero(embedded.truncated) + self.rows).tolist()
         self.rows += len(ids)
         self.vectors += len(doc)
 
     def finish(self) -> ShardRecord:
         meta = {"fingerprint_sha256": self.fingerprint_sha, **self.shard.identity}
-        meta |= {"rows": self.rows, "vectors": self.vectors}
+        meta |= {"rows": self.rows, "vectors": self.vectors, "truncated_rows": self.truncated}
         self.writer.add_key_value_metadata({SHARD_KEY: json.dumps(meta).encode("utf-8")})
         self.writer.close()
         os.replace(self.tmp, self.path)  # the shard appears whole or not at all
         s = self.shard
+        size = self.path.stat().st_size
         return ShardRecord(
-            s.name, s.rel, s.size, s.mtime_ns, self.rows, self.vectors, self.path.stat().st_size
+            s.name, s.rel, s.size, s.mtime_ns, self.rows, self.vectors, size, len(self.truncated)
         )
 
     def abort(self) -> None:
