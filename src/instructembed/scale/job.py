@@ -341,7 +341,10 @@ def plan(config: JobConfig, fingerprint: ShardFingerprint) -> tuple[Manifest, li
             todo.append(shard)
         else:
             done[shard.name] = record
-    return Manifest(config.input, fingerprint, done, complete=not todo), todo
+    where = str(Path(config.input).expanduser().absolute())
+    load = {k: getattr(config.options, k) for k in ("backend", "dtype", "quantize", "max_seq_length")}
+    load = {k: v for k, v in load.items() if v is not None}
+    return Manifest(where, fingerprint, done, complete=not todo, load=load), todo
 
 
 def run_job(

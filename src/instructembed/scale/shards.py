@@ -295,10 +295,11 @@ class ShardRecord:
 class Manifest:
     """`DIR/manifest.json`. Only the driver writes it (atomically); workers write only shards."""
 
-    input: str
+    input: str  # the job's --input, absolute: where `index add --from-parquet` reads the texts
     fingerprint: ShardFingerprint
     shards: dict[str, ShardRecord]
     complete: bool = False
+    load: dict[str, Any] = field(default_factory=dict)  # Embedder.load options that made the vectors
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -308,6 +309,7 @@ class Manifest:
             "fingerprint": asdict(self.fingerprint),
             "fingerprint_sha256": self.fingerprint.sha256(),
             "complete": self.complete,
+            "load": self.load,
             "rows": sum(r.rows for r in self.shards.values()),
             "vectors": sum(r.vectors for r in self.shards.values()),
             "shards": {name: asdict(r) for name, r in sorted(self.shards.items())},
@@ -323,9 +325,8 @@ def read_manifest(out_dir: Path) -> Manifest | None:
         if data.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"format is {data.get('format')!r}")
         shards = {name: ShardRecord(**r) for name, r in data["shards"].items()}
-        return Manifest(
-            data["input"], ShardFingerprint.from_json(data["fingerprint"]), shards, data["complete"]
-        )
+        fingerprint = ShardFingerprint.from_json(data["fingerprint"])
+        return Manifest(data["input"], fingerprint, shards, data["complete"], data.get("load", {}))
     except (ValueError, KeyError, TypeError) as exc:
         raise InputFileError(
             f"{path} is not an instructembed embeddings manifest ({exc}); give another --output directory"
