@@ -125,7 +125,7 @@ def test_ray_chunk_rows_equal_embed_chunk(job: dict[str, Path], tiny_bert_dir: P
     for record in manifest["shards"].values():
         single = tmp_path / f"{record['input']}.parquet"
         invoke([
-            "embed", str(job["in"] / record["input"]), "-o", str(single), "-m", str(tiny_bert_dir),
+            "embed", "-i", str(job["in"] / record["input"]), "-o", str(single), "-m", str(tiny_bert_dir),
             *MODEL_ARGS, "--chunk", "--chunk-overlap", "4", "--no-progress",
         ])  # fmt: skip
         want = pq.read_table(single)
