@@ -30,7 +30,7 @@ from instructembed.index import FingerprintMismatchError, Index
 from instructembed.index.from_parquet import create_for, ingest, plan_ingest
 from instructembed.scale.batches import Columns, ModelOptions
 from instructembed.scale.job import JobConfig, ShardWorker, plan
-from instructembed.scale.shards import MANIFEST, SHARDS, fingerprint_of, write_manifest
+from instructembed.scale.shards import MANIFEST, SHARD_KEY, SHARDS, fingerprint_of, write_manifest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,8 +229,10 @@ def test_bad_shards_are_refused_before_anything_is_written(job: dict[str, Path],
     table = pq.read_table(path)
     ids = table.column("id").to_pylist()
     ids[7] = "somebody-else"
-    changed = table.set_column(0, "id", pa.array(ids)).replace_schema_metadata(table.schema.metadata)
-    pq.write_table(changed, path)  # the shard's key-value metadata travels with the schema
+    kept = pq.read_metadata(path).metadata[SHARD_KEY]
+    with pq.ParquetWriter(path, table.schema) as writer:  # the same shard metadata, one id changed
+        writer.write_table(table.set_column(0, "id", pa.array(ids)))
+        writer.add_key_value_metadata({SHARD_KEY: kept})
     data = json.loads((swapped / MANIFEST).read_text())
     data["shards"][first["name"]]["bytes"] = path.stat().st_size
     (swapped / MANIFEST).write_text(json.dumps(data))
