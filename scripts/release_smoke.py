@@ -60,6 +60,7 @@ EXTRA_MODULES = {
     "chroma": ("chromadb",),
     "haystack": ("haystack",),
     "index": ("faiss",),
+    "ray": ("ray",),
 }
 
 
@@ -547,8 +548,33 @@ def index(args: argparse.Namespace) -> None:
     print(f"  index: build {len(ITEMS) - 1} documents, search -> row-2 (score diff vs checkout {diff:.1e})")
 
 
-# >>> Add a smoke test per new extra here, e.g. @smoke("index", extras=("index",)) for the FAISS + SQLite
-# index, one per framework integration, @smoke("ray", extras=("ray",)) for the Ray engine. <<<
+@smoke("ray", extras=("ray",))
+def ray_engine(args: argparse.Namespace) -> None:
+    """embed_dataset on a local Ray runtime (1 CPU, one actor): every row's vector is the checkout's."""
+    _installed(args.forbid)
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import numpy as np
+    import ray
+
+    from instructembed.scale import Columns, ModelOptions, connect, embed_dataset
+
+    rows = [{"id": f"row-{i}", "instruction": inst, "text": text} for i, (inst, text) in enumerate(ITEMS)]
+    connect(num_cpus=1, object_store_memory=200 * 1024 * 1024)
+    try:
+        ds = ray.data.from_items(rows, override_num_blocks=2)
+        out = embed_dataset(
+            ds, ModelOptions(MODEL), columns=Columns(instruction="instruction"), actors=1, preserve_order=True
+        ).take_all()
+    finally:
+        ray.shutdown()
+    ids = [r["id"] for r in out]
+    check(ids == [r["id"] for r in rows], f"Ray returned the rows {ids}, not each row once in input order")
+    _same(np.stack([r["embedding"] for r in out]), args, "embed_dataset on Ray (1 actor)", atol=1e-5)
+
+
+# >>> Add a smoke test per new extra here (one per framework integration, as `index` and `ray` above). <<<
 
 
 def reference(args: argparse.Namespace) -> None:

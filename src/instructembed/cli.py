@@ -33,6 +33,7 @@ from instructembed.files import (
     read_rows,
 )
 from instructembed.inputs import Item, to_items
+from instructembed.scale.cli import Engine
 
 app = typer.Typer(
     name="instructembed",
@@ -193,9 +194,80 @@ def embed_command(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            envvar="INSTRUCTEMBED_ENGINE",
+            help="local: this process. ray: a Ray cluster (the [ray] extra); INPUT is a directory or glob "
+            "of .jsonl/.csv/.tsv/.parquet files, OUTPUT a directory of parquet shards + manifest; "
+            "a rerun skips finished shards.",
+        ),
+    ] = Engine.LOCAL,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_RAY_ADDRESS",
+            help="--engine ray: the head node's HOST:PORT, or 'auto'; default: a local Ray runtime.",
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="INSTRUCTEMBED_ACTORS",
+            help="--engine ray: model copies (default: CPUs / per actor).",
+        ),
+    ] = None,
+    cpus_per_actor: Annotated[
+        float,
+        typer.Option(min=0.01, envvar="INSTRUCTEMBED_CPUS_PER_ACTOR", help="--engine ray: CPUs per actor."),
+    ] = 1.0,
+    gpus_per_actor: Annotated[
+        float,
+        typer.Option(min=0, envvar="INSTRUCTEMBED_GPUS_PER_ACTOR", help="--engine ray: GPUs per actor."),
+    ] = 0.0,
 ) -> None:
     """Embed every text of INPUT and write the vectors to OUTPUT, streaming in chunks (constant memory)."""
     _setup_logging(verbose)
+    if engine is Engine.RAY:
+        from instructembed.scale.cli import ray_embed
+
+        if chunk_overlap is not None and not chunk:
+            raise ValueError("--chunk-overlap applies to --chunk; add --chunk (or drop --chunk-overlap)")
+
+        ray_embed(
+            input=input,
+            output=output,
+            model=model,
+            instruction=instruction,
+            field=field,
+            id_field=id_field,
+            instruction_field=instruction_field,
+            chunk_size=chunk_size,
+            max_seq_length=max_seq_length,
+            allow_pickle=allow_pickle,
+            device=device,
+            backend=backend,
+            quantize=quantize,
+            dtype=dtype,
+            threads=threads,
+            progress=progress,
+            address=address,
+            actors=actors,
+            cpus_per_actor=cpus_per_actor,
+            gpus_per_actor=gpus_per_actor,
+            chunking=ChunkSettings(overlap=32 if chunk_overlap is None else chunk_overlap) if chunk else None,
+            unsupported={
+                "format": format,
+                "skip_blank": skip_blank,
+                "overwrite": overwrite,
+                "chunk_pool": chunk_pool,
+            },
+        )
+        return
+    ray_only = {"address": address, "actors": actors}
+    if any(v is not None for v in ray_only.values()) or cpus_per_actor != 1.0 or gpus_per_actor != 0.0:
+        raise ValueError("--address, --actors, --cpus-per-actor and --gpus-per-actor need --engine ray")
     fmt = format or input_format(input)
     out_fmt = output_format(output)  # validate the suffix before loading a model
     chunk = chunk or chunk_pool is not None

@@ -233,7 +233,34 @@ def build_command(
 @friendly_errors(interrupted=_resume_hint)
 def add_command(
     path: DirArg,
-    input: InputOpt,
+    input: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", "-i", envvar="INSTRUCTEMBED_INPUT", help="JSONL, CSV, TSV or parquet records."
+        ),
+    ] = None,
+    from_parquet: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_FROM_PARQUET",
+            help="The --output of `embed --engine ray`: add its vectors (not embedded again); texts are read "
+            "from the job's input files.",
+        ),
+    ] = None,
+    texts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_TEXTS",
+            help="--from-parquet: the job's input files (directory or glob) when they moved since.",
+        ),
+    ] = None,
+    query_instruction: Annotated[
+        str | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_QUERY_INSTRUCTION",
+            help="--from-parquet into a new PATH: the query instruction search uses.",
+        ),
+    ] = None,
     id_field: IdFieldOpt = "id",
     text_field: TextFieldOpt = "text",
     metadata_field: MetadataFieldOpt = None,
@@ -242,13 +269,72 @@ def add_command(
     progress: ProgressOpt = True,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Add or replace (by id) the records of INPUT in the index at PATH, with the model it was built with."""
+    """Add or replace (by id) the records of INPUT in the index at PATH, with the model it was built
+    with; or, with --from-parquet, the vectors a Ray job made (same fingerprint required; a PATH that
+    does not exist yet is created with the job's model, instruction and chunking)."""
     _setup_logging(verbose)
     from instructembed.index.core import Index
 
+    either = "give --input (records to embed) or --from-parquet (vectors of `embed --engine ray`)"
+    if input is not None and from_parquet is not None:
+        raise ValueError(f"{either}, not both")
+    if from_parquet is not None:
+        given = {"--format": format, "--id-field": id_field != "id", "--text-field": text_field != "text"}
+        wrong = [name for name, value in given.items() if value]
+        if wrong:
+            raise ValueError(
+                f"{wrong[0]} does not apply to --from-parquet: the job's manifest says how its inputs were read"
+            )
+        _add_from_parquet(
+            path, from_parquet, texts, metadata_field, query_instruction, commit_every, progress
+        )
+        return
+    if input is None:
+        raise ValueError(either)
+    if texts is not None or query_instruction is not None:
+        raise ValueError("--texts and --query-instruction apply to --from-parquet")
     with Index.open(path) as index:  # before reading INPUT: a wrong PATH fails first
         stream, total = _records(input, format, id_field, text_field, metadata_field)
         report = _add_with_progress(index, stream(), total, commit_every, progress)
+        typer.echo(_summary(report, index), err=True)
+
+
+def _add_from_parquet(
+    path: Path,
+    out_dir: Path,
+    texts: str | None,
+    metadata_field: str | None,
+    query_instruction: str | None,
+    commit_every: int,
+    progress: bool,
+) -> None:
+    from instructembed.index.core import Index, remove_index
+    from instructembed.index.from_parquet import create_for, ingest, plan_ingest
+
+    created = not (path / DB_NAME).is_file()
+    if not created and query_instruction is not None:
+        raise ValueError(f"{path} exists; --query-instruction applies to a new index")
+    index = create_for(path, out_dir, query_instruction=query_instruction) if created else Index.open(path)
+    with index:
+        try:
+            plan = plan_ingest(index, out_dir, texts=texts, metadata_field=metadata_field)
+        except Exception:
+            if created:  # the index made for these shards is empty: do not leave it behind
+                index.close()
+                remove_index(path)
+            raise
+        if created:
+            typer.echo(f"created {path} with the job's model, instruction and chunking", err=True)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=plan.documents, unit="doc", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+        try:
+            report = ingest(index, plan, commit_every=commit_every, on_progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
         typer.echo(_summary(report, index), err=True)
 
 

@@ -48,6 +48,8 @@ from instructembed.index.vectors import append_rows, copy_rows, fsync_dir, map_r
 from instructembed.inputs import Item
 
 log = logging.getLogger(__name__)
+#: New documents -> their chunks (in document order) and the chunks' vectors (C, D) float32.
+VectorSource = Callable[[Sequence[CheckedRecord]], tuple[ChunkedBatch, np.ndarray]]
 #: A filter that leaves at most this many rows (or a quarter of the index) is searched exactly over
 #: just those rows; a wider one is applied to chunks as they are fetched.
 _GATHER_ROWS = 50_000
@@ -265,29 +267,34 @@ class Index:
         *,
         commit_every: int = 1024,
         on_progress: Callable[[int], None] | None = None,
+        vectors: VectorSource | None = None,
     ) -> AddReport:
         """Add or replace documents (upsert by id), committing every `commit_every` records.
 
         A list (any sequence) is validated completely before anything is written; an iterator is
         validated as it streams, so a bad record stops the add with an error that names it and the
         batches before it stay committed. Unchanged documents are skipped without embedding.
+        `vectors`: where the new documents' chunks and vectors come from (default: chunked and
+        embedded with the index's model; `index add --from-parquet` gives those a Ray job made).
         """
         if commit_every < 1:
             raise ValueError(f"commit_every must be >= 1, got {commit_every}")
         if isinstance(records, Sequence):
             for _ in checked(records):
                 pass
-        embedder = self.embedder
+        if vectors is None:
+            embedder, fp = self.embedder, self.fingerprint
+            vectors = lambda fresh: _embed(embedder, [Item(fp.doc_instruction, r.text) for r in fresh], fp)  # noqa: E731
         report = AddReport()
         with self.writer():
             stream = checked(records)
             while batch := list(islice(stream, commit_every)):
-                self._add_batch(embedder, batch, report)
+                self._add_batch(vectors, batch, report)
                 if on_progress is not None:
                     on_progress(len(batch))
         return report
 
-    def _add_batch(self, embedder: Any, batch: list[CheckedRecord], report: AddReport) -> None:
+    def _add_batch(self, source: VectorSource, batch: list[CheckedRecord], report: AddReport) -> None:
         with self._mutex:
             meta = store.read_meta(self._conn, self.path)
             existing = store.find_docs(self._conn, [r.id for r in batch])
@@ -305,10 +312,7 @@ class Index:
         chunk_rows: list[tuple[int, int, int, int, int, str | None]] = []
         slots = meta.slots
         if fresh:
-            fp = self.fingerprint
-            items = [Item(fp.doc_instruction, r.text) for r in fresh]
-            chunked = chunk_documents(embedder, items, fp.chunk_settings)
-            vectors = embedder.embed_tokenized(chunked.rows)  # (C, D)
+            chunked, vectors = source(fresh)  # (C, D)
             path = self.path / meta.vectors_file
             try:
                 append_rows(path, meta.slots, vectors)
@@ -568,6 +572,11 @@ class Index:
             "disk_bytes": sum(files.values()),
             "files": files,
         }
+
+
+def _embed(embedder: Any, items: list[Item], fp: Fingerprint) -> tuple[ChunkedBatch, np.ndarray]:
+    chunked = chunk_documents(embedder, items, fp.chunk_settings)
+    return chunked, embedder.embed_tokenized(chunked.rows)
 
 
 def remove_index(path: Path) -> None:
