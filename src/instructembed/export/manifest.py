@@ -229,6 +229,14 @@ def fingerprint(root: Path) -> str:
     return digest.hexdigest()
 
 
+def model_identity(root: Path) -> str:
+    """The sha256 identity of a model directory: an export's recorded source fingerprint, else its files'.
+
+    An export and the checkpoint it came from share one identity, so vectors made by either compare.
+    """
+    return read_manifest(root).fingerprint if is_export_dir(root) else fingerprint(root)
+
+
 def openvino_fingerprint(ov_model: Any) -> str | None:
     """The fingerprint an OpenVINO `Model` was stamped with, if any (read without importing openvino)."""
     if not ov_model.has_rt_info(RT_INFO_PATH):

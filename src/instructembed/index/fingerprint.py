@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from instructembed.chunking import ChunkSettings
+from instructembed.export.manifest import model_identity
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,6 @@ class Fingerprint:
         return {**self.load, "max_seq_length": self.max_seq_length}
 
 
-def weights_hash(root: Path) -> str:
-    """sha256 identity of a model directory: an export's recorded source fingerprint, else its files'."""
-    from instructembed.export.manifest import fingerprint, is_export_dir, read_manifest
-
-    if is_export_dir(root):
-        return read_manifest(root).fingerprint
-    return fingerprint(root)
-
-
 def fingerprint_of(
     embedder: Any,
     *,
@@ -96,7 +88,7 @@ def fingerprint_of(
     spec = embedder.spec
     return Fingerprint(
         model=model,
-        weights_sha256=weights_hash(Path(spec.root)),
+        weights_sha256=model_identity(Path(spec.root)),
         architecture=str(spec.model_type),
         dimension=int(embedder.dimension),
         max_seq_length=int(embedder.max_seq_length),
@@ -113,15 +105,20 @@ def fingerprint_of(
     )
 
 
-def differences(stored: Fingerprint, current: Fingerprint, names: tuple[str, ...]) -> list[str]:
-    """'field: index has A, now B' for each named field that differs."""
+def differences(
+    stored: Fingerprint, current: Any, names: tuple[str, ...], *, theirs: str = "this model gives"
+) -> list[str]:
+    """'field: the index has A, <theirs> B' for each named field that differs.
+
+    `current` is another fingerprint with those fields: the loaded model's, or a Ray job's shards'.
+    """
     out = []
     for name in names:
         before, now = getattr(stored, name), getattr(current, name)
         if before != now:
             if name == "weights_sha256":
                 before, now = str(before)[:12], str(now)[:12]
-            out.append(f"{name}: the index has {before!r}, this model gives {now!r}")
+            out.append(f"{name}: the index has {before!r}, {theirs} {now!r}")
     return out
 
 

@@ -243,14 +243,12 @@ def fingerprint_of(
 ) -> ShardFingerprint:
     """The fingerprint of vectors made by `embedder` with these settings (hashes the weights once)."""
     from instructembed import __version__
-    from instructembed.export.manifest import fingerprint, is_export_dir, read_manifest
+    from instructembed.export.manifest import model_identity
 
     spec = embedder.spec
-    root = Path(spec.root)
-    weights = read_manifest(root).fingerprint if is_export_dir(root) else fingerprint(root)
     return ShardFingerprint(
         model=model,
-        weights_sha256=weights,
+        weights_sha256=model_identity(Path(spec.root)),
         architecture=str(spec.model_type),
         dimension=int(embedder.dimension),
         max_seq_length=int(embedder.max_seq_length),
