@@ -28,7 +28,7 @@ from instructembed.errors import InputFileError
 from instructembed.files import InputFormat, read_rows
 from instructembed.index.core import AddReport, Index
 from instructembed.index.errors import FingerprintMismatchError
-from instructembed.index.fingerprint import MODEL_FIELDS, Fingerprint
+from instructembed.index.fingerprint import MODEL_FIELDS, Fingerprint, differences
 from instructembed.index.records import CheckedRecord, Record, checked, parse_metadata
 from instructembed.scale.batches import CHUNK_COLUMNS
 from instructembed.scale.shards import (
@@ -70,13 +70,7 @@ class IngestPlan:
 
 def fingerprint_differences(index: Fingerprint, shards: ShardFingerprint) -> list[str]:
     """'field: the index has A, the shards have B' for everything that would make vectors differ."""
-    out = []
-    for name in MODEL_FIELDS:
-        before, now = getattr(index, name), getattr(shards, name)
-        if before != now:
-            if name == "weights_sha256":
-                before, now = str(before)[:12], str(now)[:12]
-            out.append(f"{name}: the index has {before!r}, the shards have {now!r}")
+    out = differences(index, shards, MODEL_FIELDS, theirs="the shards have")
     if shards.instruction_field is not None:
         out.append(
             f"doc_instruction: the index has {index.doc_instruction!r}, the shards took each row's from "
