@@ -161,6 +161,25 @@ def _jsonl(path: Path) -> Path:
     return path
 
 
+def _embed_items(out: Path) -> Path:
+    """`instructembed embed` of ITEMS (each row's own instruction) into `out` (.npy or .parquet)."""
+    items = _jsonl(Path("items.jsonl"))
+    _run(
+        [
+            _cli(),
+            "embed",
+            "--input",
+            items,
+            "--instruction-field",
+            "instruction",
+            "--output",
+            out,
+            "--no-progress",
+        ]
+    )
+    return out
+
+
 def _exported_into(cache: Path, what: str) -> None:
     files = [p for p in cache.rglob("*") if p.is_file()]
     check(bool(files), f"{what}: nothing was exported into the empty cache {cache}")
@@ -255,21 +274,7 @@ def core(args: argparse.Namespace) -> None:
         info.get("instructembed_version") == package.__version__,
         f"info --json shows version {info.get('instructembed_version')!r}",
     )
-    out = Path("vectors.npy")
-    items = _jsonl(Path("items.jsonl"))
-    _run(
-        [
-            cli,
-            "embed",
-            "--input",
-            items,
-            "--instruction-field",
-            "instruction",
-            "--output",
-            out,
-            "--no-progress",
-        ]
-    )
+    out = _embed_items(Path("vectors.npy"))
     import numpy as np
 
     _same(np.load(out), args, "instructembed embed -> .npy", atol=1e-5)
@@ -282,21 +287,7 @@ def parquet(args: argparse.Namespace) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
-    out = Path("vectors.parquet")
-    items = _jsonl(Path("items.jsonl"))
-    _run(
-        [
-            _cli(),
-            "embed",
-            "--input",
-            items,
-            "--instruction-field",
-            "instruction",
-            "--output",
-            out,
-            "--no-progress",
-        ]
-    )
+    out = _embed_items(Path("vectors.parquet"))
     table = pq.read_table(out).to_pydict()
     check(table["id"] == [f"row-{i}" for i in range(len(ITEMS))], f"parquet ids: {table['id']}")
     vectors = np.array(table[next(k for k in table if k != "id")], dtype=np.float32)
