@@ -302,3 +302,43 @@ def embed_in_a_process_without_torch(export: Path, backend: str, inputs: list[An
     if proc.returncode != 0:
         raise AssertionError(f"the child without torch failed:\n{proc.stderr[-2000:]}")
     return np.load(out)
+
+
+#: What the fp32 path promises between *different* computations of the same vectors (another batch
+#: composition, process, thread count, padding or GEMM kernel): oneDNN picks kernels by shape and CPU,
+#: so such vectors agree to ~1e-7, never bit for bit. Exact equality is only for the same computation
+#: run twice (a cache hit, stored bytes read back).
+FP32_ATOL = 1e-6
+FP32_MIN_COSINE = 0.999999
+
+
+def assert_vectors_close(
+    actual: Any,
+    desired: Any,
+    *,
+    atol: float = FP32_ATOL,
+    min_cosine: float = FP32_MIN_COSINE,
+    what: str = "vectors",
+) -> None:
+    """Assert two (N, D) or (D,) float arrays hold the same vectors within the project's tolerance:
+    max |diff| <= `atol` and every row's cosine >= `min_cosine` (same shape, finite values)."""
+    import numpy as np
+
+    a = np.atleast_2d(np.asarray(actual, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(desired, dtype=np.float64))
+    if a.shape != b.shape:
+        raise AssertionError(f"{what}: shapes differ, {a.shape} vs {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise AssertionError(f"{what}: non-finite values")
+    if a.size == 0:
+        return
+    diff = float(np.abs(a - b).max())
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    # rows that are zero on both sides (an empty text under some poolings) count as identical
+    cos = np.where(norms > 0, (a * b).sum(1) / np.where(norms > 0, norms, 1.0), 1.0)
+    worst = int(cos.argmin())
+    if diff > atol or cos[worst] < min_cosine:
+        raise AssertionError(
+            f"{what} differ beyond the tolerance: max |diff| {diff:.3g} (allowed {atol:g}), "
+            f"min cosine {cos[worst]:.9f} at row {worst} (allowed {min_cosine})"
+        )
