@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from instructembed.batching import collate, plan_batches
-from instructembed.pooling import PoolingMode, l2_normalize, masked_max, masked_mean, pool
+from instructembed.pooling import (
+    PoolingMode,
+    l2_normalize,
+    last_token,
+    masked_max,
+    masked_mean,
+    masked_mean_sqrt_len,
+    pool,
+    weighted_mean,
+)
 from instructembed.tokenize import Encoded
 
 
@@ -37,11 +46,71 @@ def test_masked_max_matches_a_loop() -> None:
         torch.testing.assert_close(got[b], rows.max(dim=0).values)
 
 
+def _padded_case(seed: int, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """States with (real length, prompt tokens excluded) rows padded on `side`: attention and pool masks."""
+    g = torch.Generator().manual_seed(seed)
+    rows = [(9, 0), (5, 2), (1, 0), (7, 3), (3, 3)]  # the last row: everything is prompt
+    states = torch.randn(len(rows), 9, 4, generator=g)
+    attention, pooled = torch.zeros(len(rows), 9), torch.zeros(len(rows), 9)
+    for b, (length, prompt) in enumerate(rows):
+        start = 9 - length if side == "left" else 0
+        attention[b, start : start + length] = 1
+        pooled[b, start + prompt : start + length] = 1
+    return states, attention, pooled
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_last_token_matches_a_loop(side: str) -> None:
+    states, _, mask = _padded_case(4, side)
+    got = last_token(states, mask)
+    for b in range(states.shape[0]):
+        kept = [t for t in range(states.shape[1]) if mask[b, t] == 1]
+        expected = states[b, kept[-1]] if kept else torch.zeros(4)
+        torch.testing.assert_close(got[b], expected)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_mean_sqrt_len_matches_a_loop(side: str) -> None:
+    states, _, mask = _padded_case(5, side)
+    got = masked_mean_sqrt_len(states, mask)
+    for b in range(states.shape[0]):
+        kept = [states[b, t] for t in range(states.shape[1]) if mask[b, t] == 1]
+        expected = sum(kept) / len(kept) ** 0.5 if kept else torch.zeros(4)
+        torch.testing.assert_close(got[b], expected)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_weighted_mean_matches_a_loop_and_ignores_padding_side(side: str) -> None:
+    states, attention, mask = _padded_case(6, side)
+    got = weighted_mean(states, mask, attention)
+    for b in range(states.shape[0]):
+        real = [t for t in range(states.shape[1]) if attention[b, t] == 1]
+        weights = {t: float(i + 1) for i, t in enumerate(real)}  # 1 at the first real token
+        kept = [t for t in real if mask[b, t] == 1]
+        total = sum(weights[t] for t in kept)
+        expected = sum(weights[t] * states[b, t] for t in kept) / total if kept else torch.zeros(4)
+        torch.testing.assert_close(got[b], expected)
+    torch.testing.assert_close(pool(states, mask, PoolingMode.WEIGHTEDMEAN, attention), got)
+
+
+def test_every_mode_agrees_on_left_and_right_padding() -> None:
+    left, left_att, left_mask = _padded_case(7, "left")
+    right, right_att, right_mask = _padded_case(7, "right")
+    for b, (length, _) in enumerate([(9, 0), (5, 2), (1, 0), (7, 3), (3, 3)]):
+        right[b, :length] = left[b, 9 - length :]  # same real tokens, other side
+    for mode in PoolingMode:
+        if mode is PoolingMode.CLS:  # position 0: right padding only (refused with a left-padding tokenizer)
+            continue
+        torch.testing.assert_close(
+            pool(left, left_mask, mode, left_att), pool(right, right_mask, mode, right_att), msg=mode.value
+        )
+
+
 def test_pooling_does_not_modify_inputs() -> None:
     states, mask = _random_case(2)
     before_states, before_mask = states.clone(), mask.clone()
     for mode in PoolingMode:
-        pool(states, mask, mode)
+        pool(states, mask, mode, mask)
     assert torch.equal(states, before_states) and torch.equal(mask, before_mask)
 
 
