@@ -57,8 +57,17 @@ def plan_batches(lengths: Sequence[int], token_budget: int, max_batch_size: int)
     return batches
 
 
-def collate(rows: Sequence[Encoded], indices: Sequence[int], pad_id: int, with_type_ids: bool) -> TokenBatch:
-    """Pad `rows` to their longest and build the attention and pooling masks."""
+def collate(
+    rows: Sequence[Encoded],
+    indices: Sequence[int],
+    pad_id: int,
+    with_type_ids: bool,
+    padding_side: str = "right",
+) -> TokenBatch:
+    """Pad `rows` to their longest (pads after the tokens, or before them for `padding_side="left"`,
+    as decoder tokenizers ask) and build the attention and pooling masks."""
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     width = max(len(r.ids) for r in rows)
     n = len(rows)
     input_ids = np.full((n, width), pad_id, dtype=np.int64)
@@ -67,9 +76,10 @@ def collate(rows: Sequence[Encoded], indices: Sequence[int], pad_id: int, with_t
     type_ids = np.zeros((n, width), dtype=np.int64) if with_type_ids else None
     for b, row in enumerate(rows):
         length = len(row.ids)
-        input_ids[b, :length] = row.ids
-        attention[b, :length] = 1
-        pool[b, row.n_masked : length] = 1.0
+        start = width - length if padding_side == "left" else 0  # first real token
+        input_ids[b, start : start + length] = row.ids
+        attention[b, start : start + length] = 1
+        pool[b, start + row.n_masked : start + length] = 1.0
         if type_ids is not None:
-            type_ids[b, :length] = row.type_ids
+            type_ids[b, start : start + length] = row.type_ids
     return TokenBatch(np.asarray(indices, dtype=np.int64), input_ids, attention, pool, type_ids)

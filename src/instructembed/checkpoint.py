@@ -8,6 +8,13 @@ Three layouts are read, always by each module's declared type (never by position
 - our own format (`instructembed.json`, written by `Embedder.save`), which also records how
   instructions are joined to texts.
 
+Which encoders and decoders run is the closed table `FAMILIES` (model_type -> family); anything
+else is refused naming it. A checkpoint's own instructions are its sentence-transformers
+`config_sentence_transformers.json` `prompts` (+ `default_prompt_name`); a checkpoint that declares
+prompts, and every decoder, joins an instruction to a text as sentence-transformers does
+(`PROMPT_JOIN`: prompt + text, pooled per `include_prompt`); every other checkpoint keeps INSTRUCTOR's
+rule (`INSTRUCTION_JOIN`), so existing INSTRUCTOR / MiniLM vectors do not move.
+
 Weights load from safetensors, or from `.bin` pickles through PyTorch's weights-only unpickler (as
 the released INSTRUCTOR checkpoints store their Dense layer); a `.bin` that needs full unpickling can
 run code and loads only with `allow_pickle=True` (model.py).
@@ -18,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -31,9 +38,57 @@ log = logging.getLogger(__name__)
 
 OUR_CONFIG = "instructembed.json"
 FORMAT_VERSION = 1
-#: How pairs are turned into encoder inputs; the only scheme so far (see tokenize.py).
+#: How pairs are turned into encoder inputs (see tokenize.py): INSTRUCTOR 1.0.1's rule (strip, pool
+#: only the text) or sentence-transformers' prompts (prompt + text as given, pooled per include_prompt).
 INSTRUCTION_JOIN = "instructor-1.0.1"
+PROMPT_JOIN = "sentence-transformers-prompt"
+JOINS = (INSTRUCTION_JOIN, PROMPT_JOIN)
 ACTIVATIONS = ("identity", "tanh", "relu", "gelu", "sigmoid")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family we run exactly: its name and whether it is a (causal or bidirectional) decoder."""
+
+    name: str
+    decoder: bool
+
+
+#: model_type (config.json) -> family. Each is loaded by transformers' AutoModel (T5 by its encoder)
+#: with the attention implementation transformers picks for it, as sentence-transformers loads it.
+FAMILIES: dict[str, Family] = {
+    "bert": Family("BERT", False),
+    "roberta": Family("RoBERTa", False),
+    "xlm-roberta": Family("XLM-RoBERTa", False),
+    "mpnet": Family("MPNet", False),
+    "deberta-v2": Family("DeBERTa-v2", False),
+    "modernbert": Family("ModernBERT", False),
+    "distilbert": Family("DistilBERT", False),
+    "electra": Family("ELECTRA", False),
+    "t5": Family("T5 encoder", False),
+    "mt5": Family("mT5 encoder", False),
+    "umt5": Family("UMT5 encoder", False),
+    "qwen2": Family("Qwen2", True),
+    "qwen3": Family("Qwen3", True),
+    "mistral": Family("Mistral", True),
+    "llama": Family("Llama", True),
+    "gemma2": Family("Gemma 2", True),
+    "gemma3_text": Family("Gemma 3", True),
+}
+
+
+def family_of(model_type: str, where: Path) -> Family:
+    """The `Family` of `model_type`, or a CheckpointError naming what is not run exactly."""
+    family = FAMILIES.get(model_type)
+    if family is None:
+        hint = ""
+        if model_type == "gemma3":
+            hint = " (the multimodal Gemma 3; save its text model, model_type gemma3_text)"
+        raise CheckpointError(
+            f"{where}: model_type {model_type!r}{hint} is not a family instructembed runs exactly; "
+            f"supported: {', '.join(sorted(FAMILIES))}"
+        )
+    return family
 
 
 class Layout(str, Enum):
@@ -79,6 +134,18 @@ class ModelSpec:
     normalize: bool
     max_seq_length: int
     do_lower_case: bool
+    #: INSTRUCTION_JOIN or PROMPT_JOIN: how an instruction meets a text (see tokenize.py)
+    instruction_join: str = INSTRUCTION_JOIN
+    #: under PROMPT_JOIN, whether pooling reads the prompt's tokens (INSTRUCTION_JOIN never does)
+    include_prompt: bool = False
+    #: the checkpoint's declared instructions, name -> prompt (config_sentence_transformers.json)
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    padding_side: str = "right"  # the tokenizer's (tokenizer_config.json); decoders are often "left"
+
+    @property
+    def family(self) -> Family:
+        return family_of(self.model_type, self.encoder_dir)
 
     @property
     def dimension(self) -> int:
@@ -131,24 +198,79 @@ def _default_max_length(encoder_dir: Path, max_positions: int | None) -> int:
     return min(candidates) if candidates else 512
 
 
+_LEGACY_POOLING_FLAGS = {
+    "pooling_mode_mean_tokens": PoolingMode.MEAN,
+    "pooling_mode_cls_token": PoolingMode.CLS,
+    "pooling_mode_cls_tokens": PoolingMode.CLS,
+    "pooling_mode_max_tokens": PoolingMode.MAX,
+    "pooling_mode_lasttoken": PoolingMode.LASTTOKEN,
+    "pooling_mode_mean_sqrt_len_tokens": PoolingMode.MEAN_SQRT_LEN,
+    "pooling_mode_weightedmean_tokens": PoolingMode.WEIGHTEDMEAN,
+}
+
+
 def _pooling_from_st(config: dict[str, Any], where: Path) -> PoolingMode:
-    if isinstance(config.get("pooling_mode"), str):
-        flags = {f"pooling_mode_{config['pooling_mode']}_tokens": True}
+    """1_Pooling/config.json -> one mode: sentence-transformers 5+'s `pooling_mode` ("lasttoken", or a
+    one-item list) or the older `pooling_mode_*` flags."""
+    declared = config.get("pooling_mode")
+    if isinstance(declared, list) and len(declared) == 1:
+        declared = declared[0]
+    if isinstance(declared, str):
+        try:
+            return PoolingMode(declared)
+        except ValueError:
+            flags = [declared]
+    elif declared is not None:
+        flags = [str(declared)]
     else:
-        flags = {k: v for k, v in config.items() if k.startswith("pooling_mode_") and v}
-    names = {
-        "pooling_mode_mean_tokens": PoolingMode.MEAN,
-        "pooling_mode_cls_token": PoolingMode.CLS,
-        "pooling_mode_cls_tokens": PoolingMode.CLS,
-        "pooling_mode_max_tokens": PoolingMode.MAX,
-    }
-    modes = {names.get(k) for k in flags}
-    if len(flags) != 1 or None in modes:
+        flags = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+        modes = {_LEGACY_POOLING_FLAGS.get(k) for k in flags}
+        if len(flags) == 1 and None not in modes:
+            return modes.pop()  # type: ignore[return-value]
+    supported = ", ".join(m.value for m in PoolingMode)
+    raise CheckpointError(
+        f"{where}: pooling {sorted(flags)} is not supported; instructembed pools with exactly one of {supported}"
+    )
+
+
+def _prompts_from_st(root: Path) -> tuple[dict[str, str], str | None]:
+    """config_sentence_transformers.json -> (prompts, default_prompt_name), checked."""
+    path = root / "config_sentence_transformers.json"
+    if not path.exists():
+        return {}, None
+    cfg = _read_json(path)
+    prompts = cfg.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()
+    ):
+        raise CheckpointError(f"{path}: prompts should map names to prompt strings")
+    default = cfg.get("default_prompt_name")
+    if default is not None and default not in prompts:
         raise CheckpointError(
-            f"{where}: pooling {sorted(flags)} is not supported; instructembed pools with exactly one of "
-            "mean, cls or max"
+            f"{path}: default_prompt_name {default!r} is not one of its prompts ({', '.join(prompts) or 'none'})"
         )
-    return modes.pop()  # type: ignore[return-value]
+    return dict(prompts), default
+
+
+def _padding_side(encoder_dir: Path) -> str:
+    tok_config = encoder_dir / "tokenizer_config.json"
+    side = _read_json(tok_config).get("padding_side", "right") if tok_config.exists() else "right"
+    if side not in ("left", "right"):
+        raise CheckpointError(f"{tok_config}: padding_side {side!r} should be 'left' or 'right'")
+    return str(side)
+
+
+def _check_runnable(spec: ModelSpec) -> ModelSpec:
+    """Refuse, naming it, what we would not run exactly; return `spec` unchanged otherwise."""
+    spec.family  # noqa: B018 - raises for a model_type outside FAMILIES
+    if spec.pooling is PoolingMode.CLS and (spec.padding_side == "left" or spec.instruction_join == PROMPT_JOIN):
+        if spec.padding_side == "left" or not spec.include_prompt:
+            raise CheckpointError(
+                f"{spec.root}: CLS pooling with a left-padding tokenizer or a prompt excluded from pooling "
+                "is not supported (instructembed pools CLS at position 0); set padding_side 'right' and "
+                "include_prompt true, or use another pooling"
+            )
+    return spec
 
 
 def _activation_name(dotted: str | None) -> str:
@@ -167,11 +289,14 @@ def _read_sentence_transformers(root: Path) -> ModelSpec:
     encoder_dir: Path | None = None
     st_config: dict[str, Any] = {}
     pooling: PoolingMode | None = None
+    include_prompt: bool | None = None
     dense: DenseSpec | None = None
     normalize = False
+    instructor_modules = False
     for module in sorted(modules, key=lambda m: int(m.get("idx", 0))):
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
         directory = root / str(module.get("path", ""))
+        instructor_modules = instructor_modules or kind.startswith("INSTRUCTOR_")
         if kind in ("Transformer", "INSTRUCTOR_Transformer"):
             encoder_dir = directory
             for name in ("sentence_bert_config.json", "sentence_t5_config.json"):
@@ -179,8 +304,16 @@ def _read_sentence_transformers(root: Path) -> ModelSpec:
                     st_config = _read_json(directory / name)
                     break
         elif kind in ("Pooling", "INSTRUCTOR_Pooling"):
-            pooling = _pooling_from_st(_read_json(directory / "config.json"), directory)
+            pooling_config = _read_json(directory / "config.json")
+            pooling = _pooling_from_st(pooling_config, directory)
+            if "include_prompt" in pooling_config:
+                include_prompt = bool(pooling_config["include_prompt"])
         elif kind == "Dense":
+            if dense is not None:
+                raise CheckpointError(
+                    f"{root / 'modules.json'}: more than one Dense module is not supported (instructembed "
+                    "runs one Dense after pooling)"
+                )
             cfg = _read_json(directory / "config.json")
             dense = DenseSpec(
                 in_features=int(cfg["in_features"]),
@@ -199,8 +332,18 @@ def _read_sentence_transformers(root: Path) -> ModelSpec:
     if encoder_dir is None:
         raise CheckpointError(f"{root / 'modules.json'} has no Transformer module")
     model_type, hidden, max_pos = _encoder_facts(encoder_dir)
+    family = family_of(model_type, encoder_dir)
     max_len = st_config.get("max_seq_length")
+    prompts, default_prompt_name = _prompts_from_st(root)
+    # A checkpoint that declares prompts (or is a decoder) joins them as sentence-transformers does;
+    # INSTRUCTOR checkpoints and plain encoders keep INSTRUCTOR's rule, so their vectors do not move.
+    join = PROMPT_JOIN if (prompts or family.decoder) and not instructor_modules else INSTRUCTION_JOIN
     return ModelSpec(
+        instruction_join=join,
+        include_prompt=(True if include_prompt is None else include_prompt) if join == PROMPT_JOIN else False,
+        prompts=prompts,
+        default_prompt_name=default_prompt_name,
+        padding_side=_padding_side(encoder_dir),
         root=root,
         layout=Layout.SENTENCE_TRANSFORMERS,
         encoder_dir=encoder_dir,
@@ -222,8 +365,9 @@ def _read_ours(root: Path) -> ModelSpec:
         raise CheckpointError(
             f"{root} was written by a newer instructembed; upgrade instructembed to load it"
         )
-    if cfg.get("instruction_join", INSTRUCTION_JOIN) != INSTRUCTION_JOIN:
-        raise CheckpointError(f"{root}: unknown instruction_join {cfg.get('instruction_join')!r}")
+    join = cfg.get("instruction_join", INSTRUCTION_JOIN)
+    if join not in JOINS:
+        raise CheckpointError(f"{root}: unknown instruction_join {join!r}; known: {', '.join(JOINS)}")
     encoder_dir = root / cfg.get("encoder", "encoder")
     model_type, hidden, _ = _encoder_facts(encoder_dir)
     dense_cfg = cfg.get("dense")
@@ -240,7 +384,16 @@ def _read_ours(root: Path) -> ModelSpec:
         pooling = PoolingMode(cfg.get("pooling", "mean"))
     except ValueError:
         raise CheckpointError(f"{root / OUR_CONFIG}: unknown pooling {cfg.get('pooling')!r}") from None
+    prompts = cfg.get("prompts") or {}
+    default_prompt_name = cfg.get("default_prompt_name")
+    if not isinstance(prompts, dict) or (default_prompt_name is not None and default_prompt_name not in prompts):
+        raise CheckpointError(f"{root / OUR_CONFIG}: prompts / default_prompt_name are malformed")
     return ModelSpec(
+        instruction_join=join,
+        include_prompt=bool(cfg.get("include_prompt", False)) if join == PROMPT_JOIN else False,
+        prompts={str(k): str(v) for k, v in prompts.items()},
+        default_prompt_name=default_prompt_name,
+        padding_side=_padding_side(encoder_dir),
         root=root,
         layout=Layout.INSTRUCTEMBED,
         encoder_dir=encoder_dir,
@@ -262,13 +415,17 @@ def read_spec(root: Path, max_seq_length: int | None = None) -> ModelSpec:
         spec = _read_sentence_transformers(root)
     elif (root / "config.json").exists():
         model_type, hidden, max_pos = _encoder_facts(root)
+        decoder = family_of(model_type, root).decoder  # a bare decoder: last token, as sentence-transformers
         spec = ModelSpec(
+            instruction_join=PROMPT_JOIN if decoder else INSTRUCTION_JOIN,
+            include_prompt=decoder,
+            padding_side=_padding_side(root),
             root=root,
             layout=Layout.HUGGINGFACE,
             encoder_dir=root,
             model_type=model_type,
             hidden_size=hidden,
-            pooling=PoolingMode.MEAN,
+            pooling=PoolingMode.LASTTOKEN if decoder else PoolingMode.MEAN,
             dense=None,
             normalize=False,
             max_seq_length=_default_max_length(root, max_pos),
@@ -283,7 +440,7 @@ def read_spec(root: Path, max_seq_length: int | None = None) -> ModelSpec:
         if max_seq_length < 2:
             raise ValueError(f"max_seq_length must be at least 2, got {max_seq_length}")
         spec = replace(spec, max_seq_length=max_seq_length)
-    return spec
+    return _check_runnable(spec)
 
 
 def weights_file(directory: Path, stem: str = "model") -> tuple[Path, bool]:

@@ -22,7 +22,6 @@ from instructembed.backends import Backend
 from instructembed.batching import collate, plan_batches
 from instructembed.checkpoint import (
     FORMAT_VERSION,
-    INSTRUCTION_JOIN,
     OUR_CONFIG,
     ModelSpec,
     read_spec,
@@ -38,7 +37,7 @@ from instructembed.export.manifest import (
     parse_quantize,
     read_manifest,
 )
-from instructembed.inputs import EmbedInput, to_items
+from instructembed.inputs import EmbedInput, Item, to_items
 from instructembed.package_data import package_version
 from instructembed.tokenize import Encoded, InstructionTokenizer, load_tokenizer
 
@@ -199,14 +198,71 @@ class Embedder:
     def normalized(self) -> bool:
         return self.spec.normalize
 
-    def embed(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> np.ndarray:
-        """Embed texts or (instruction, text) pairs -> float32 (N, D), rows in input order."""
-        return self.embed_tokenized(self.tokenize(inputs, instruction=instruction))
+    def embed(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        instruction: str | None = None,
+        prompt_name: str | None = None,
+    ) -> np.ndarray:
+        """Embed texts or (instruction, text) pairs -> float32 (N, D), rows in input order.
 
-    def tokenize(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> list[Encoded]:
+        `prompt_name` names one of the instructions the checkpoint declares (`prompts`, e.g. "query")
+        and is the same as passing that prompt as `instruction=`. With neither, plain strings get the
+        checkpoint's `default_prompt_name` prompt if it declares one (`instruction=""` opts out)."""
+        return self.embed_tokenized(self.tokenize(inputs, instruction=instruction, prompt_name=prompt_name))
+
+    def embed_query(self, texts: Iterable[str], *, prompt_name: str | None = None) -> np.ndarray:
+        """Embed search queries with the checkpoint's declared "query" prompt, if it has one (else as
+        plain texts), as sentence-transformers' `encode_query`."""
+        return self.embed(texts, **self.role_prompt("query", prompt_name))
+
+    def embed_documents(self, texts: Iterable[str], *, prompt_name: str | None = None) -> np.ndarray:
+        """Embed documents with the checkpoint's "document" (or "passage", "corpus") prompt, if it
+        declares one (else as plain texts), as sentence-transformers' `encode_document`."""
+        return self.embed(texts, **self.role_prompt("document", prompt_name))
+
+    def role_prompt(self, role: str, prompt_name: str | None = None) -> dict[str, str | None]:
+        """`embed` keyword arguments for a "query" or "document" role: the given `prompt_name`, else the
+        checkpoint's declared prompt for that role, else an explicit no-prompt (no default fallback)."""
+        if prompt_name is not None:
+            return {"prompt_name": prompt_name}
+        declared = declared_role_prompt(self.spec.prompts, role)
+        return {"prompt_name": declared} if declared is not None else {"instruction": ""}
+
+    def resolve_instruction(self, instruction: str | None, prompt_name: str | None) -> str | None:
+        """The instruction `embed` applies to plain strings: `instruction`, or the named prompt."""
+        if prompt_name is None:
+            return instruction
+        if instruction is not None:
+            raise ValueError("give instruction= or prompt_name=, not both (a prompt name *is* an instruction)")
+        prompts = self.spec.prompts
+        if prompt_name not in prompts:
+            declared = ", ".join(repr(n) for n in prompts) or "none"
+            raise ValueError(
+                f"prompt_name {prompt_name!r} is not declared by {self.name} (declared: {declared}); pass "
+                "the instruction itself with instruction='...' instead"
+            )
+        return prompts[prompt_name]
+
+    def tokenize(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        instruction: str | None = None,
+        prompt_name: str | None = None,
+    ) -> list[Encoded]:
         """Tokenize once, embed later: rows for `embed_tokenized`, each with `n_tokens`, its length
         before truncation (what `token_counts` gives). The server counts and embeds from one pass."""
-        return self.tokenizer.encode(to_items(inputs, instruction))
+        return self.tokenizer.encode(self._items(inputs, instruction, prompt_name))
+
+    def _items(self, inputs: Iterable[EmbedInput], instruction: str | None, prompt_name: str | None) -> list[Item]:
+        resolved = self.resolve_instruction(instruction, prompt_name)
+        items = to_items(inputs, resolved)
+        default = self.spec.prompts.get(self.spec.default_prompt_name or "") if resolved is None else None
+        if default is None:
+            return items
+        return [Item(default, it.text) if it.instruction is None else it for it in items]
 
     def embed_tokenized(self, encoded: Sequence[Encoded]) -> np.ndarray:
         """Embed rows from `tokenize` -> float32 (N, D), rows in input order. Uses no tokenizer, so it
@@ -228,7 +284,11 @@ class Embedder:
         progress = _progress(len(encoded), self.config.show_progress)
         for indices in batches:
             batch = collate(
-                [encoded[i] for i in indices], indices, self.tokenizer.pad_id, self.tokenizer.uses_type_ids
+                [encoded[i] for i in indices],
+                indices,
+                self.tokenizer.pad_id,
+                self.tokenizer.uses_type_ids,
+                self.tokenizer.padding_side,
             )
             out[batch.indices] = self.backend.run(batch)
             if progress is not None:
@@ -237,9 +297,15 @@ class Embedder:
             progress.close()
         return out
 
-    def token_counts(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> list[int]:
+    def token_counts(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        instruction: str | None = None,
+        prompt_name: str | None = None,
+    ) -> list[int]:
         """Tokens per row before truncation (special tokens included), for limits and usage reports."""
-        return self.tokenizer.token_counts(to_items(inputs, instruction))
+        return self.tokenizer.token_counts(self._items(inputs, instruction, prompt_name))
 
     # ------------------------------------------------------------------ describing and saving
     def info(self) -> dict[str, Any]:
@@ -260,7 +326,14 @@ class Embedder:
             "do_lower_case": spec.do_lower_case,
             "backend": self.backend.name,
             "precision": self.backend.precision,
-            "instruction_join": INSTRUCTION_JOIN,
+            "family": spec.family.name,
+            "decoder": spec.family.decoder,
+            "padding_side": self.tokenizer.padding_side,
+            "end_token": self.tokenizer.end_token(),
+            "include_prompt": spec.include_prompt,
+            "prompts": dict(spec.prompts),
+            "default_prompt_name": spec.default_prompt_name,
+            "instruction_join": spec.instruction_join,
             "instructembed_version": package_version(),
         }
 
@@ -292,7 +365,10 @@ class Embedder:
                 "normalize": self.spec.normalize,
                 "max_seq_length": self.max_seq_length,
                 "do_lower_case": self.spec.do_lower_case,
-                "instruction_join": INSTRUCTION_JOIN,
+                "instruction_join": self.spec.instruction_join,
+                "include_prompt": self.spec.include_prompt,
+                "prompts": dict(self.spec.prompts),
+                "default_prompt_name": self.spec.default_prompt_name,
                 "embed_config": asdict(self.config),
             }
             (tmp / OUR_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -303,6 +379,17 @@ class Embedder:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+
+#: sentence-transformers' names for each role's prompt, in the order it looks for them.
+ROLE_PROMPTS = {"query": ("query",), "document": ("document", "passage", "corpus")}
+
+
+def declared_role_prompt(prompts: dict[str, str], role: str) -> str | None:
+    """The name of `prompts`' prompt for `role` ("query" or "document"), or None if it declares none."""
+    if role not in ROLE_PROMPTS:
+        raise ValueError(f"role must be one of {', '.join(ROLE_PROMPTS)}, got {role!r}")
+    return next((name for name in ROLE_PROMPTS[role] if name in prompts), None)
 
 
 def _default_backend(name_or_path: str | Path, quantize: str | None) -> str:

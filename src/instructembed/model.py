@@ -79,7 +79,7 @@ class EmbeddingModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         states = self.token_states(input_ids, attention_mask, token_type_ids)  # (B, T, H)
-        pooled = pool(states.float(), pool_mask.float(), self.pooling)  # (B, H), pooled in fp32
+        pooled = pool(states.float(), pool_mask.float(), self.pooling, attention_mask)  # (B, H), in fp32
         if self.dense is not None:
             pooled = self.dense(pooled.to(self.dense.linear.weight.dtype)).float()  # (B, D)
         return l2_normalize(pooled) if self.normalize else pooled

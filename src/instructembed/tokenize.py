@@ -11,6 +11,11 @@ users' existing indexes stay valid:
 - the encoder attends over the whole joined sequence; only pooling skips the first `length` positions;
 - plain strings are stripped and pooled over all their tokens, special tokens included.
 
+A checkpoint that declares sentence-transformers prompts (`checkpoint.PROMPT_JOIN`) is joined as
+sentence-transformers 5/6 joins a prompt instead: the encoder input is ``prompt + text`` exactly as
+given (no stripping), the prompt's length is its token count with special tokens minus a trailing
+special token, and pooling skips those positions only when the checkpoint says `include_prompt: false`.
+
 The pooling mask itself is built per batch in `batching.collate` from `Encoded.n_masked`.
 `load_tokenizer` reads a model directory's fast tokenizer into an `InstructionTokenizer`.
 """
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenizers import Tokenizer
 
+from instructembed.checkpoint import INSTRUCTION_JOIN, JOINS, PROMPT_JOIN
 from instructembed.errors import CheckpointError
 from instructembed.inputs import Item
 
@@ -47,8 +53,15 @@ class Encoded:
             object.__setattr__(self, "n_tokens", len(self.ids))
 
 
-def join_instruction(item: Item, lower: bool) -> tuple[str, str | None]:
-    """Return (encoder input string, stripped instruction or None) as INSTRUCTOR 1.0.1 builds them."""
+def join_instruction(item: Item, lower: bool, join: str = INSTRUCTION_JOIN) -> tuple[str, str | None]:
+    """Return (encoder input string, instruction as measured or None): stripped as INSTRUCTOR 1.0.1
+    builds them, or as given (``prompt + text``) under sentence-transformers' prompts."""
+    if join == PROMPT_JOIN:
+        joined = item.text if item.instruction is None else item.instruction + item.text
+        instruction = item.instruction or None  # an empty prompt is no prompt, as in sentence-transformers
+        if lower:
+            return joined.lower(), None if instruction is None else instruction.lower()
+        return joined, instruction
     text = item.text.strip()
     if lower:
         text = text.lower()
@@ -64,7 +77,16 @@ def join_instruction(item: Item, lower: bool) -> tuple[str, str | None]:
 class InstructionTokenizer:
     """Wraps a Hugging Face fast tokenizer; encodes `Item`s into ids and per-row pooling offsets."""
 
-    def __init__(self, tokenizer: Any, max_seq_length: int, do_lower_case: bool = False) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        max_seq_length: int,
+        do_lower_case: bool = False,
+        *,
+        join: str = INSTRUCTION_JOIN,
+        include_prompt: bool = False,
+        padding_side: str = "right",
+    ) -> None:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if not isinstance(backend, Tokenizer):
             raise TypeError(
@@ -73,6 +95,14 @@ class InstructionTokenizer:
             )
         if max_seq_length < 2:
             raise ValueError(f"max_seq_length must be at least 2, got {max_seq_length}")
+        if join not in JOINS:
+            raise ValueError(f"join must be one of {', '.join(JOINS)}, got {join!r}")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        self.join = join
+        self.include_prompt = include_prompt and join == PROMPT_JOIN  # INSTRUCTOR's rule never pools it
+        self.padding_side = padding_side
+        self._special_ids = {int(i) for i in getattr(tokenizer, "all_special_ids", [])}
         self.hf_tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.do_lower_case = do_lower_case
@@ -90,20 +120,30 @@ class InstructionTokenizer:
         self._instruction_lengths: dict[str, int] = {}
 
     def instruction_length(self, instructions: Sequence[str]) -> list[int]:
-        """Pooling offsets for stripped instructions: len(tokens incl. specials) - 1, or 0 if that is <= 1."""
+        """Pooling offsets for instructions (as `join_instruction` returns them).
+
+        INSTRUCTOR: len(tokens incl. specials) - 1, or 0 if that is <= 1. sentence-transformers
+        prompts: len(tokens incl. specials), minus one if the last is a special token (an appended
+        EOS / SEP); 0 when the checkpoint pools its prompt (`include_prompt`)."""
+        if self.include_prompt:
+            return [0] * len(instructions)
         missing = sorted({s for s in instructions if s not in self._instruction_lengths})
         if missing:
             if len(self._instruction_lengths) + len(missing) > _INSTRUCTION_CACHE_LIMIT:
                 self._instruction_lengths.clear()
             for text, enc in zip(missing, self._truncating.encode_batch(missing), strict=True):
-                n = len(enc.ids) - 1
-                self._instruction_lengths[text] = n if n > 1 else 0
+                if self.join == PROMPT_JOIN:
+                    n = len(enc.ids) - (1 if enc.ids and enc.ids[-1] in self._special_ids else 0)
+                else:
+                    n = len(enc.ids) - 1
+                    n = n if n > 1 else 0
+                self._instruction_lengths[text] = n
         return [self._instruction_lengths[s] for s in instructions]
 
     def encode(self, items: Sequence[Item]) -> list[Encoded]:
         """Rows as the encoder sees them (truncated), each with its pooling offset and its length
         before truncation."""
-        joined = [join_instruction(item, self.do_lower_case) for item in items]
+        joined = [join_instruction(item, self.do_lower_case, self.join) for item in items]
         encodings = self._truncating.encode_batch([j for j, _ in joined])
         instructions = [i for _, i in joined if i is not None]
         offsets = iter(self.instruction_length(instructions))
@@ -115,13 +155,22 @@ class InstructionTokenizer:
             ids = list(enc.ids)
             n_masked = next(offsets) if instruction is not None else 0
             # INSTRUCTOR asserts here; we keep at least the last token so the mean is defined.
-            n_masked = min(n_masked, len(ids) - 1)
+            # sentence-transformers pools nothing then (a zero vector before normalizing): so do we.
+            n_masked = min(n_masked, len(ids) - (1 if self.join == INSTRUCTION_JOIN else 0))
             out.append(Encoded(ids, list(enc.type_ids), n_masked, row in full, full.get(row, len(ids))))
         return out
 
+    def end_token(self) -> str | None:
+        """The special token the tokenizer appends after every text ("</s>", "<|endoftext|>", "[SEP]"),
+        or None if it appends none (read from what it does to a probe text)."""
+        ids = self._full.encode("probe").ids
+        if ids and ids[-1] in self._special_ids:
+            return str(self._full.id_to_token(ids[-1]))
+        return None
+
     def token_counts(self, items: Sequence[Item]) -> list[int]:
         """Tokens per row *before* truncation, special tokens included (what a limit check needs)."""
-        return self._full_lengths([join_instruction(item, self.do_lower_case)[0] for item in items])
+        return self._full_lengths([join_instruction(item, self.do_lower_case, self.join)[0] for item in items])
 
     def _full_lengths(self, joined: Sequence[str]) -> list[int]:
         return [len(enc.ids) for enc in self._full.encode_batch(list(joined))] if joined else []
@@ -135,4 +184,12 @@ def load_tokenizer(spec: ModelSpec) -> InstructionTokenizer:
         hf = AutoTokenizer.from_pretrained(str(spec.encoder_dir), local_files_only=True, use_fast=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"could not load the tokenizer from {spec.encoder_dir}: {exc}") from exc
-    return InstructionTokenizer(hf, spec.max_seq_length, spec.do_lower_case)
+    return InstructionTokenizer(
+        hf,
+        spec.max_seq_length,
+        spec.do_lower_case,
+        join=spec.instruction_join,
+        include_prompt=spec.include_prompt,
+        padding_side=spec.padding_side,
+    )
+
