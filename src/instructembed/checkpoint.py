@@ -263,13 +263,13 @@ def _padding_side(encoder_dir: Path) -> str:
 def _check_runnable(spec: ModelSpec) -> ModelSpec:
     """Refuse, naming it, what we would not run exactly; return `spec` unchanged otherwise."""
     spec.family  # noqa: B018 - raises for a model_type outside FAMILIES
-    if spec.pooling is PoolingMode.CLS and (spec.padding_side == "left" or spec.instruction_join == PROMPT_JOIN):
-        if spec.padding_side == "left" or not spec.include_prompt:
-            raise CheckpointError(
-                f"{spec.root}: CLS pooling with a left-padding tokenizer or a prompt excluded from pooling "
-                "is not supported (instructembed pools CLS at position 0); set padding_side 'right' and "
-                "include_prompt true, or use another pooling"
-            )
+    excluded_prompt = spec.instruction_join == PROMPT_JOIN and not spec.include_prompt
+    if spec.pooling is PoolingMode.CLS and (spec.padding_side == "left" or excluded_prompt):
+        raise CheckpointError(
+            f"{spec.root}: CLS pooling with a left-padding tokenizer or a prompt excluded from pooling "
+            "is not supported (instructembed pools CLS at position 0); set padding_side 'right' and "
+            "include_prompt true, or use another pooling"
+        )
     return spec
 
 
@@ -386,7 +386,9 @@ def _read_ours(root: Path) -> ModelSpec:
         raise CheckpointError(f"{root / OUR_CONFIG}: unknown pooling {cfg.get('pooling')!r}") from None
     prompts = cfg.get("prompts") or {}
     default_prompt_name = cfg.get("default_prompt_name")
-    if not isinstance(prompts, dict) or (default_prompt_name is not None and default_prompt_name not in prompts):
+    if not isinstance(prompts, dict) or (
+        default_prompt_name is not None and default_prompt_name not in prompts
+    ):
         raise CheckpointError(f"{root / OUR_CONFIG}: prompts / default_prompt_name are malformed")
     return ModelSpec(
         instruction_join=join,

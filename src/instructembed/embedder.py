@@ -235,7 +235,9 @@ class Embedder:
         if prompt_name is None:
             return instruction
         if instruction is not None:
-            raise ValueError("give instruction= or prompt_name=, not both (a prompt name *is* an instruction)")
+            raise ValueError(
+                "give instruction= or prompt_name=, not both (a prompt name *is* an instruction)"
+            )
         prompts = self.spec.prompts
         if prompt_name not in prompts:
             declared = ", ".join(repr(n) for n in prompts) or "none"
@@ -256,7 +258,9 @@ class Embedder:
         before truncation (what `token_counts` gives). The server counts and embeds from one pass."""
         return self.tokenizer.encode(self._items(inputs, instruction, prompt_name))
 
-    def _items(self, inputs: Iterable[EmbedInput], instruction: str | None, prompt_name: str | None) -> list[Item]:
+    def _items(
+        self, inputs: Iterable[EmbedInput], instruction: str | None, prompt_name: str | None
+    ) -> list[Item]:
         resolved = self.resolve_instruction(instruction, prompt_name)
         items = to_items(inputs, resolved)
         default = self.spec.prompts.get(self.spec.default_prompt_name or "") if resolved is None else None

@@ -50,10 +50,20 @@ class EmbeddingModel(nn.Module):
     """encoder -> per-row masked pooling -> optional Dense -> optional L2 normalize."""
 
     def __init__(
-        self, encoder: nn.Module, pooling: PoolingMode, dense: Dense | None, normalize: bool
+        self,
+        encoder: nn.Module,
+        pooling: PoolingMode,
+        dense: Dense | None,
+        normalize: bool,
+        positions_from_mask: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        # Decoders number positions from the first real token, so a left-padded row gets the rotary
+        # positions it gets alone (transformers would count the pads): a row's vector never depends on
+        # its batch. (Rotary attention sees only relative positions, so this agrees with
+        # sentence-transformers' left-padded vectors to ~1e-6.)
+        self.positions_from_mask = positions_from_mask
         self.pooling = pooling
         self.dense = dense
         self.normalize = normalize
@@ -68,6 +78,8 @@ class EmbeddingModel(nn.Module):
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
+        if self.positions_from_mask:
+            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
         out = self.encoder(**kwargs, return_dict=True)
         return out.last_hidden_state  # type: ignore[no-any-return]
 
@@ -129,6 +141,7 @@ def load_encoder(spec: ModelSpec, allow_pickle: bool) -> nn.Module:
     if not is_safe:  # checked here, so transformers unpickles fully only what we allowed
         weights_only = all([load_pickled_state(f, allow_pickle)[1] for f in pickle_files(path)])
     config = AutoConfig.from_pretrained(str(spec.encoder_dir), local_files_only=True)
+    spec.family  # noqa: B018 - refuses, naming it, a model_type we do not run exactly
     cls: Any = T5EncoderModel if spec.model_type in T5_TYPES else AutoModel
     try:
         encoder = cls.from_pretrained(
@@ -172,7 +185,9 @@ def load_model(spec: ModelSpec, allow_pickle: bool = False) -> EmbeddingModel:
         raise CheckpointError(
             f"Dense expects {dense.linear.in_features} inputs but the encoder gives {spec.hidden_size}"
         )
-    return EmbeddingModel(encoder, spec.pooling, dense, spec.normalize).eval()
+    return EmbeddingModel(
+        encoder, spec.pooling, dense, spec.normalize, positions_from_mask=spec.family.decoder
+    ).eval()
 
 
 def save_dense(dense: Dense, directory: Path) -> dict[str, Any]:

@@ -41,7 +41,9 @@ def masked_mean_sqrt_len(states: torch.Tensor, pool_mask: torch.Tensor) -> torch
     return summed / mask.sum(dim=1).clamp(min=1e-9).sqrt()
 
 
-def weighted_mean(states: torch.Tensor, pool_mask: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def weighted_mean(
+    states: torch.Tensor, pool_mask: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """(B, T, H), (B, T), (B, T) -> (B, H): mean weighted by position, 1 at the first real token.
 
     A row's weights do not depend on its padding (left or right) nor on an excluded prompt: the

@@ -170,7 +170,9 @@ class InstructionTokenizer:
 
     def token_counts(self, items: Sequence[Item]) -> list[int]:
         """Tokens per row *before* truncation, special tokens included (what a limit check needs)."""
-        return self._full_lengths([join_instruction(item, self.do_lower_case, self.join)[0] for item in items])
+        return self._full_lengths(
+            [join_instruction(item, self.do_lower_case, self.join)[0] for item in items]
+        )
 
     def _full_lengths(self, joined: Sequence[str]) -> list[int]:
         return [len(enc.ids) for enc in self._full.encode_batch(list(joined))] if joined else []
@@ -192,4 +194,3 @@ def load_tokenizer(spec: ModelSpec) -> InstructionTokenizer:
         include_prompt=spec.include_prompt,
         padding_side=spec.padding_side,
     )
-
