@@ -88,14 +88,17 @@ def test_info_names_family_pooling_padding_end_token_and_prompts(
     json.dumps(info)  # the CLI prints it as JSON
 
 
-@pytest.mark.parametrize("name", ["qwen3", "xlm-roberta", "modernbert", "deberta-v2"])
+@pytest.mark.parametrize("name", FAMILIES)
 def test_bf16_on_cpu_stays_close_to_fp32(
     name: str, family_dirs: dict[str, Path], loaded: dict[str, Embedder]
 ) -> None:
+    prompt_name = next(iter(FAMILY_RECIPES[name].prompts))
     bf16 = Embedder.load(family_dirs[name], dtype="bfloat16")
-    fp32 = loaded[name].embed(FAMILY_TEXTS, prompt_name="query")
-    # bf16 keeps 8 mantissa bits: a looser path, so a looser bound (measured min ~0.99 on these)
-    assert_vectors_close(bf16.embed(FAMILY_TEXTS, prompt_name="query"), fp32, atol=0.2, min_cosine=0.95)
+    fp32 = loaded[name].embed(FAMILY_TEXTS, prompt_name=prompt_name)
+    # bf16 keeps 8 mantissa bits: a looser path, so a looser bound. Measured on these checkpoints
+    # (docs/models.md): min cosine 0.99988 (Gemma 3), max |diff| 0.0123.
+    got = bf16.embed(FAMILY_TEXTS, prompt_name=prompt_name)
+    assert_vectors_close(got, fp32, atol=0.05, min_cosine=0.999, what=f"{name} bf16 vs fp32")
 
 
 def test_prompt_name_is_the_declared_instruction_and_unknown_names_are_refused(
