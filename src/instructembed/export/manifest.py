@@ -28,7 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from instructembed.checkpoint import DenseSpec, Layout, ModelSpec
+from instructembed.checkpoint import INSTRUCTION_JOIN, DenseSpec, Layout, ModelSpec
 from instructembed.errors import CheckpointError
 from instructembed.pooling import PoolingMode
 
@@ -118,6 +118,12 @@ class ExportManifest:
     openvino_calibration: str = ""  # "default" or "sha256:..." of the texts the OpenVINO int8 graph saw
     opset: int = OPSET
     versions: dict[str, str] = field(default_factory=dict)
+    # How instructions meet texts (checkpoint.ModelSpec); defaults are what exports before them meant.
+    instruction_join: str = INSTRUCTION_JOIN
+    include_prompt: bool = False
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    padding_side: str = "right"
     format_version: int = EXPORT_FORMAT_VERSION
 
     def to_spec(self, root: Path, max_seq_length: int | None = None) -> ModelSpec:
@@ -143,6 +149,11 @@ class ExportManifest:
             normalize=self.normalize,
             max_seq_length=max_seq_length or self.max_seq_length,
             do_lower_case=self.do_lower_case,
+            instruction_join=self.instruction_join,
+            include_prompt=self.include_prompt,
+            prompts=dict(self.prompts),
+            default_prompt_name=self.default_prompt_name,
+            padding_side=self.padding_side,
         )
 
 
