@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from instructembed import Embedder
-from instructembed.checkpoint import PROMPT_JOIN, read_spec
-from instructembed.embedder import EmbedConfig, declared_role_prompt
+from instructembed.checkpoint import PROMPT_JOIN, declared_role_prompt, read_spec
+from instructembed.embedder import EmbedConfig
 from instructembed.errors import CheckpointError
 from instructembed.testing import assert_vectors_close
 from instructembed.testing_families import FAMILY_RECIPES, FAMILY_TEXTS, build_family_checkpoint

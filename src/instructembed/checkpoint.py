@@ -91,6 +91,17 @@ def family_of(model_type: str, where: Path) -> Family:
     return family
 
 
+#: sentence-transformers' names for each role's prompt, in the order it looks for them.
+ROLE_PROMPTS = {"query": ("query",), "document": ("document", "passage", "corpus")}
+
+
+def declared_role_prompt(prompts: dict[str, str], role: str) -> str | None:
+    """The name of `prompts`' prompt for `role` ("query" or "document"), or None if it declares none."""
+    if role not in ROLE_PROMPTS:
+        raise ValueError(f"role must be one of {', '.join(ROLE_PROMPTS)}, got {role!r}")
+    return next((name for name in ROLE_PROMPTS[role] if name in prompts), None)
+
+
 class Layout(str, Enum):
     SENTENCE_TRANSFORMERS = "sentence-transformers"
     HUGGINGFACE = "huggingface"

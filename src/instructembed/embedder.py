@@ -24,6 +24,7 @@ from instructembed.checkpoint import (
     FORMAT_VERSION,
     OUR_CONFIG,
     ModelSpec,
+    declared_role_prompt,
     read_spec,
     resolve_model_dir,
 )
@@ -383,17 +384,6 @@ class Embedder:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
-
-
-#: sentence-transformers' names for each role's prompt, in the order it looks for them.
-ROLE_PROMPTS = {"query": ("query",), "document": ("document", "passage", "corpus")}
-
-
-def declared_role_prompt(prompts: dict[str, str], role: str) -> str | None:
-    """The name of `prompts`' prompt for `role` ("query" or "document"), or None if it declares none."""
-    if role not in ROLE_PROMPTS:
-        raise ValueError(f"role must be one of {', '.join(ROLE_PROMPTS)}, got {role!r}")
-    return next((name for name in ROLE_PROMPTS[role] if name in prompts), None)
 
 
 def _default_backend(name_or_path: str | Path, quantize: str | None) -> str:

@@ -19,6 +19,7 @@ from instructembed.server.schemas import (
     ErrorResponse,
     parse_items,
     parse_json,
+    request_instruction,
     validate_model,
 )
 from instructembed.server.service import ServerState, read_body
@@ -75,7 +76,7 @@ async def create_embeddings(request: Request) -> Response:
     items = parse_items(
         body.input,
         field="input",
-        instruction=body.instruction,
+        instruction=request_instruction(state.prompts, body.instruction, body.prompt_name, body.input_type),
         max_items=state.settings.max_items_per_request,
         allow_pair_lists=False,
     )
@@ -112,7 +113,7 @@ async def embed(request: Request) -> Response:
     items = parse_items(
         body.inputs,
         field="inputs",
-        instruction=body.instruction,
+        instruction=request_instruction(state.prompts, body.instruction, body.prompt_name, body.input_type),
         max_items=state.settings.max_items_per_request,
         allow_pair_lists=True,
     )
@@ -151,6 +152,8 @@ async def info(request: Request) -> Response:
             "dimension": embedder.dimension,
             "max_seq_length": embedder.max_seq_length,
             "normalized": embedder.normalized,
+            "prompts": state.prompts,
+            "default_prompt_name": getattr(getattr(embedder, "spec", None), "default_prompt_name", None),
             "backend": str(getattr(backend, "value", backend)),
             "precision": getattr(runner, "precision", None),
             "auth": settings.api_key is not None,

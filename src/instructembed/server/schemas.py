@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from instructembed.checkpoint import declared_role_prompt
 from instructembed.server.errors import ErrorKind, ServerError, from_validation_errors
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -45,6 +46,10 @@ class EmbeddingsRequest(BaseModel):
     dimensions: StrictInt | None = Field(None, ge=1, le=1 << 20)
     user: StrictStr | None = Field(None, max_length=512)
     instruction: StrictStr | None = Field(None, description="applies to every plain-string input")
+    prompt_name: StrictStr | None = Field(None, description="one of the model's declared prompts (/info)")
+    input_type: Literal["query", "document"] | None = Field(
+        None, description="the model's declared query / document prompt (none if it declares none)"
+    )
 
 
 class EmbedRequest(BaseModel):
@@ -54,6 +59,8 @@ class EmbedRequest(BaseModel):
 
     inputs: Any = Field(description="a string, or a list of strings, [instruction, text] pairs or objects")
     instruction: StrictStr | None = None
+    prompt_name: StrictStr | None = None  # TEI's field: one of the model's declared prompts
+    input_type: Literal["query", "document"] | None = None
     normalize: StrictBool = True
 
 
@@ -320,3 +327,43 @@ def parse_items(
                 param=param,
             )
     return items
+
+
+def request_instruction(
+    prompts: dict[str, str],
+    instruction: str | None,
+    prompt_name: str | None,
+    input_type: str | None,
+) -> str | None:
+    """The instruction a request's plain strings get: `instruction`, or the model's declared prompt
+    named by `prompt_name`, or its declared prompt for `input_type` ("" -- none -- if it declares
+    none, as sentence-transformers' encode_query / encode_document). At most one of the three."""
+    given = [
+        name
+        for name, value in (
+            ("instruction", instruction),
+            ("prompt_name", prompt_name),
+            ("input_type", input_type),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ServerError(
+            ErrorKind.VALIDATION,
+            f"give at most one of `instruction`, `prompt_name` and `input_type` (got {', '.join(given)})",
+            param=given[1],
+        )
+    if input_type is not None:
+        name = declared_role_prompt(prompts, input_type)
+        return "" if name is None else prompts[name]
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            declared = ", ".join(repr(n) for n in prompts) or "none"
+            raise ServerError(
+                ErrorKind.VALIDATION,
+                f"`prompt_name` {prompt_name!r} is not one of this model's prompts (declared: {declared}); "
+                "see GET /info, or send the instruction itself as `instruction`",
+                param="prompt_name",
+            )
+        return prompts[prompt_name]
+    return instruction

@@ -33,6 +33,9 @@ class ServerState:
         self.runner = ModelRunner(embedder)
         self.batcher = Batcher(self.runner, settings, metrics)
         self.model_name = settings.served_model_name or embedder.name
+        #: The model's declared prompts (name -> instruction), for `prompt_name` / `input_type`.
+        spec = getattr(embedder, "spec", None)  # a fake embedder in tests may have none
+        self.prompts: dict[str, str] = dict(getattr(spec, "prompts", None) or {})
         #: The `instructembed.index.Index` behind POST /v1/search, or None; searched in one thread.
         self.index = index
         self.search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instructembed-search")
