@@ -14,7 +14,11 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from instructembed import Embedder
-from instructembed.integrations.engine import DEFAULT_DOCUMENT_INSTRUCTION, DEFAULT_QUERY_INSTRUCTION
+from instructembed.integrations.engine import (
+    DEFAULT_DOCUMENT_INSTRUCTION,
+    DEFAULT_QUERY_INSTRUCTION,
+    ROLE_DEFAULTS,
+)
 from instructembed.integrations.langchain import InstructEmbeddings
 
 pytestmark = pytest.mark.real_model
@@ -47,8 +51,9 @@ def test_defaults_are_langchains_instructor_pair() -> None:
     assert DEFAULT_DOCUMENT_INSTRUCTION == "Represent the document for retrieval: "
     assert DEFAULT_QUERY_INSTRUCTION == "Represent the question for retrieving supporting documents: "
     fields = InstructEmbeddings.model_fields
-    assert fields["embed_instruction"].default == DEFAULT_DOCUMENT_INSTRUCTION
-    assert fields["query_instruction"].default == DEFAULT_QUERY_INSTRUCTION
+    # None = the model's declared prompts, else that pair (test_integration_declared_prompts.py)
+    assert fields["embed_instruction"].default is None and fields["query_instruction"].default is None
+    assert ROLE_DEFAULTS == {"query": DEFAULT_QUERY_INSTRUCTION, "document": DEFAULT_DOCUMENT_INSTRUCTION}
     assert fields["model"].default == "hkunlp/instructor-large"
 
 

@@ -27,9 +27,7 @@ except ImportError:  # pragma: no cover - exercised by the release check without
     raise MissingExtraError("chroma", "chromadb") from None
 
 from instructembed.integrations.engine import (
-    DEFAULT_DOCUMENT_INSTRUCTION,
     DEFAULT_MODEL,
-    DEFAULT_QUERY_INSTRUCTION,
     LoadOptions,
     LocalEngine,
 )
@@ -59,8 +57,8 @@ class InstructEmbeddingFunction(EmbeddingFunction[Documents]):
         self,
         model: str = DEFAULT_MODEL,
         *,
-        document_instruction: str = DEFAULT_DOCUMENT_INSTRUCTION,
-        query_instruction: str = DEFAULT_QUERY_INSTRUCTION,
+        document_instruction: str | None = None,
+        query_instruction: str | None = None,
         backend: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
@@ -81,11 +79,15 @@ class InstructEmbeddingFunction(EmbeddingFunction[Documents]):
                 self._engine = LocalEngine(self.options.load())
             return self._engine
 
+    def _embed(self, input: Documents, role: str, given: str | None) -> Any:
+        engine = self._get_engine()  # None: the model's declared prompt for `role`, else INSTRUCTOR's
+        return engine.embed(_texts(input), engine.instruction_for(role, given))
+
     def __call__(self, input: Documents) -> Embeddings:
-        return list(self._get_engine().embed(_texts(input), self.document_instruction))
+        return list(self._embed(input, "document", self.document_instruction))
 
     def embed_query(self, input: Documents) -> Embeddings:
-        return list(self._get_engine().embed(_texts(input), self.query_instruction))
+        return list(self._embed(input, "query", self.query_instruction))
 
     @staticmethod
     def name() -> str:

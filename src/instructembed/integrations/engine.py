@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from instructembed.checkpoint import declared_role_prompt
 from instructembed.errors import MissingExtraError
 
 if TYPE_CHECKING:
@@ -29,10 +30,24 @@ DEFAULT_MODEL = "hkunlp/instructor-large"
 DEFAULT_REMOTE_BATCH = 256
 
 
+#: What an integration embeds with when the user gives no instruction and the model declares no
+#: prompt for the role: INSTRUCTOR's pair above.
+ROLE_DEFAULTS = {"query": DEFAULT_QUERY_INSTRUCTION, "document": DEFAULT_DOCUMENT_INSTRUCTION}
+
+
+def role_instruction(prompts: dict[str, str], role: str) -> str:
+    """The instruction for `role` ("query" / "document") when the user gives none: the model's own
+    declared prompt for it (config_sentence_transformers.json), else INSTRUCTOR's default."""
+    name = declared_role_prompt(prompts, role)
+    return prompts[name] if name is not None else ROLE_DEFAULTS[role]
+
+
 class Engine(Protocol):
     def embed(self, texts: Sequence[str], instruction: str) -> np.ndarray: ...
 
     async def aembed(self, texts: Sequence[str], instruction: str) -> np.ndarray: ...
+
+    def instruction_for(self, role: str, given: str | None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,10 @@ class LocalEngine:
     async def aembed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
         return await asyncio.to_thread(self.embed, texts, instruction)
 
+    def instruction_for(self, role: str, given: str | None) -> str:
+        """`given`, or the model's declared prompt for `role`, or INSTRUCTOR's default for it."""
+        return given if given is not None else role_instruction(self.embedder.spec.prompts, role)
+
 
 class RemoteEngine:
     """A running `instructembed serve`, through the official openai client and the server's
@@ -107,6 +126,19 @@ class RemoteEngine:
         self.async_client = openai.AsyncOpenAI(**options)
         self.model = model
         self.batch_size = batch_size
+        self.root = base[: -len("/v1")]
+        self._prompts: dict[str, str] | None = None
+
+    def instruction_for(self, role: str, given: str | None) -> str:
+        """`given`, or the served model's declared prompt for `role` (its GET /info, asked once), or
+        INSTRUCTOR's default for it."""
+        if given is not None:
+            return given
+        if self._prompts is None:
+            info = self.client.get(f"{self.root}/info", cast_to=object)  # absolute: not under /v1
+            prompts = info.get("prompts") if isinstance(info, dict) else None
+            self._prompts = {str(k): str(v) for k, v in (prompts or {}).items()}
+        return role_instruction(self._prompts, role)
 
     def _request(self, texts: list[str], instruction: str) -> dict[str, Any]:
         return {"model": self.model, "input": texts, "extra_body": {"instruction": instruction}}

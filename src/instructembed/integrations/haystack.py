@@ -26,9 +26,7 @@ except ImportError:  # pragma: no cover - exercised by the release check without
     raise MissingExtraError("haystack", "haystack-ai") from None
 
 from instructembed.integrations.engine import (
-    DEFAULT_DOCUMENT_INSTRUCTION,
     DEFAULT_MODEL,
-    DEFAULT_QUERY_INSTRUCTION,
     LoadOptions,
     LocalEngine,
 )
@@ -42,7 +40,7 @@ class _Loads:
     def __init__(
         self,
         model: str,
-        instruction: str,
+        instruction: str | None,
         backend: str | None,
         device: str | None,
         dtype: str | None,
@@ -84,7 +82,7 @@ class InstructTextEmbedder(_Loads):
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        instruction: str = DEFAULT_QUERY_INSTRUCTION,
+        instruction: str | None = None,
         backend: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
@@ -101,7 +99,9 @@ class InstructTextEmbedder(_Loads):
             raise TypeError(
                 "InstructTextEmbedder embeds one string; for a list of Documents use InstructDocumentEmbedder"
             )
-        vector = self._get_engine().embed([text], self.instruction)[0]
+        vector = self._get_engine().embed(
+            [text], self._get_engine().instruction_for("query", self.instruction)
+        )[0]
         return {"embedding": vector.tolist(), "meta": {"model": self.model}}
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class InstructDocumentEmbedder(_Loads):
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        instruction: str = DEFAULT_DOCUMENT_INSTRUCTION,
+        instruction: str | None = None,
         backend: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
@@ -148,7 +148,10 @@ class InstructDocumentEmbedder(_Loads):
             raise TypeError(
                 "InstructDocumentEmbedder embeds a list of Documents; for one string use InstructTextEmbedder"
             )
-        vectors = self._get_engine().embed([self.text_to_embed(d) for d in documents], self.instruction)
+        vectors = self._get_engine().embed(
+            [self.text_to_embed(d) for d in documents],
+            self._get_engine().instruction_for("document", self.instruction),
+        )
         embedded = [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]
         return {"documents": embedded, "meta": {"model": self.model}}
 

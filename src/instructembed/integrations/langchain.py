@@ -22,9 +22,7 @@ except ImportError:  # pragma: no cover - exercised by the release check without
     raise MissingExtraError("langchain", "langchain-core") from None
 
 from instructembed.integrations.engine import (
-    DEFAULT_DOCUMENT_INSTRUCTION,
     DEFAULT_MODEL,
-    DEFAULT_QUERY_INSTRUCTION,
     DEFAULT_REMOTE_BATCH,
     LoadOptions,
     LocalEngine,
@@ -47,8 +45,9 @@ class InstructEmbeddings(BaseModel, Embeddings):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
 
     model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name"))
-    embed_instruction: str = DEFAULT_DOCUMENT_INSTRUCTION
-    query_instruction: str = DEFAULT_QUERY_INSTRUCTION
+    # None: the model's declared document / query prompt, else INSTRUCTOR's pair (engine.ROLE_DEFAULTS)
+    embed_instruction: str | None = None
+    query_instruction: str | None = None
     backend: str | None = None
     device: str | None = None
     dtype: str | None = None
@@ -91,13 +90,21 @@ class InstructEmbeddings(BaseModel, Embeddings):
         return self
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._engine.embed(texts, self.embed_instruction).tolist()  # type: ignore[no-any-return]
+        return self._engine.embed(
+            texts, self._engine.instruction_for("document", self.embed_instruction)
+        ).tolist()  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> list[float]:
-        return self._engine.embed([text], self.query_instruction)[0].tolist()  # type: ignore[no-any-return]
+        return self._engine.embed([text], self._engine.instruction_for("query", self.query_instruction))[
+            0
+        ].tolist()  # type: ignore[no-any-return]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return (await self._engine.aembed(texts, self.embed_instruction)).tolist()  # type: ignore[no-any-return]
+        return (
+            await self._engine.aembed(texts, self._engine.instruction_for("document", self.embed_instruction))
+        ).tolist()  # type: ignore[no-any-return]
 
     async def aembed_query(self, text: str) -> list[float]:
-        return (await self._engine.aembed([text], self.query_instruction))[0].tolist()  # type: ignore[no-any-return]
+        return (
+            await self._engine.aembed([text], self._engine.instruction_for("query", self.query_instruction))
+        )[0].tolist()  # type: ignore[no-any-return]

@@ -21,9 +21,7 @@ except ImportError:  # pragma: no cover - exercised by the release check without
     raise MissingExtraError("llamaindex", "llama-index-core") from None
 
 from instructembed.integrations.engine import (
-    DEFAULT_DOCUMENT_INSTRUCTION,
     DEFAULT_MODEL,
-    DEFAULT_QUERY_INSTRUCTION,
     LoadOptions,
     LocalEngine,
 )
@@ -37,8 +35,9 @@ class InstructEmbedding(BaseEmbedding):
     (the model then batches them by tokens). Pass `embedder=` to share a model already loaded."""
 
     model_name: str = Field(default=DEFAULT_MODEL, description="packaged name, local directory or hub id")
-    query_instruction: str = Field(default=DEFAULT_QUERY_INSTRUCTION)
-    text_instruction: str = Field(default=DEFAULT_DOCUMENT_INSTRUCTION)
+    # None: the model's declared query / document prompt, else INSTRUCTOR's pair (engine.ROLE_DEFAULTS)
+    query_instruction: str | None = Field(default=None)
+    text_instruction: str | None = Field(default=None)
     backend: str | None = Field(default=None, description="torch (default), onnx or openvino")
     device: str | None = None
     dtype: str | None = None
@@ -60,10 +59,14 @@ class InstructEmbedding(BaseEmbedding):
         return "InstructEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._engine.embed([query], self.query_instruction)[0].tolist()  # type: ignore[no-any-return]
+        return self._engine.embed([query], self._engine.instruction_for("query", self.query_instruction))[
+            0
+        ].tolist()  # type: ignore[no-any-return]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return (await self._engine.aembed([query], self.query_instruction))[0].tolist()  # type: ignore[no-any-return]
+        return (
+            await self._engine.aembed([query], self._engine.instruction_for("query", self.query_instruction))
+        )[0].tolist()  # type: ignore[no-any-return]
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
@@ -72,7 +75,11 @@ class InstructEmbedding(BaseEmbedding):
         return (await self._aget_text_embeddings([text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._engine.embed(texts, self.text_instruction).tolist()  # type: ignore[no-any-return]
+        return self._engine.embed(
+            texts, self._engine.instruction_for("document", self.text_instruction)
+        ).tolist()  # type: ignore[no-any-return]
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return (await self._engine.aembed(texts, self.text_instruction)).tolist()  # type: ignore[no-any-return]
+        return (
+            await self._engine.aembed(texts, self._engine.instruction_for("document", self.text_instruction))
+        ).tolist()  # type: ignore[no-any-return]
