@@ -119,6 +119,10 @@ class Index:
             from instructembed.embedder import Embedder
 
             embedder = Embedder.load(model, **load_options)
+        # Unset instructions are the model's own declared document / query prompts (none for
+        # INSTRUCTOR checkpoints), recorded explicitly in the fingerprint.
+        doc_instruction = _declared(embedder, "document") if doc_instruction is None else doc_instruction
+        query_instruction = _declared(embedder, "query") if query_instruction is None else query_instruction
         if chunking.enabled:  # a window the instruction leaves no room in fails now, not mid-add
             Splitter(embedder.tokenizer, chunking).budget(doc_instruction)
         wanted = fingerprint_of(
@@ -585,3 +589,12 @@ def remove_index(path: Path) -> None:
         raise IndexStoreError(f"{path} is not an index; not deleting it")
     with store.WriterLock(path):
         shutil.rmtree(path)
+
+
+def _declared(embedder: Any, role: str) -> str | None:
+    """`embedder`'s declared prompt for `role` ("query" / "document"), or None if it has none."""
+    from instructembed.checkpoint import declared_role_prompt
+
+    prompts = getattr(getattr(embedder, "spec", None), "prompts", None) or {}
+    name = declared_role_prompt(prompts, role)
+    return prompts[name] if name is not None else None
