@@ -156,3 +156,22 @@ def test_what_is_not_run_exactly_is_refused_naming_it(family_dirs: dict[str, Pat
     _edit(concat / "1_Pooling" / "config.json", pooling_mode=["mean", "lasttoken"])
     with pytest.raises(CheckpointError, match=r"pooling .* is not supported"):
         read_spec(concat)
+
+
+@pytest.mark.parametrize("architecture,pooling", [("Qwen3ForCausalLM", "lasttoken"), ("Qwen3Model", "mean")])
+def test_a_bare_decoder_directory_pools_as_sentence_transformers_decides(
+    architecture: str, pooling: str, family_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for file in family_dirs["qwen3"].iterdir():
+        if file.is_file() and file.name not in ("modules.json", "config_sentence_transformers.json"):
+            shutil.copy(file, bare / file.name)
+    _edit(bare / "config.json", architectures=[architecture])
+    ours = Embedder.load(bare)
+    assert ours.spec.pooling.value == pooling and ours.spec.instruction_join == PROMPT_JOIN
+    st = SentenceTransformer(str(bare), device="cpu")
+    got, expected = ours.embed(FAMILY_TEXTS), st.encode(FAMILY_TEXTS, batch_size=4)
+    assert np.abs(got - expected).max() <= ST_ATOL

@@ -428,7 +428,14 @@ def read_spec(root: Path, max_seq_length: int | None = None) -> ModelSpec:
         spec = _read_sentence_transformers(root)
     elif (root / "config.json").exists():
         model_type, hidden, max_pos = _encoder_facts(root)
-        decoder = family_of(model_type, root).decoder  # a bare decoder: last token, as sentence-transformers
+        decoder = family_of(model_type, root).decoder  # joined as sentence-transformers joins prompts
+        config = _read_json(root / "config.json")
+        architectures = config.get("architectures") or [""]
+        # sentence-transformers' rule for a bare directory: last-token pooling for a causal LM
+        # (architectures[0] ...ForCausalLM, not is_causal=false), mean otherwise.
+        causal_lm = (
+            str(architectures[0]).endswith("ForCausalLM") and config.get("is_causal", True) is not False
+        )
         spec = ModelSpec(
             instruction_join=PROMPT_JOIN if decoder else INSTRUCTION_JOIN,
             include_prompt=decoder,
@@ -438,7 +445,7 @@ def read_spec(root: Path, max_seq_length: int | None = None) -> ModelSpec:
             encoder_dir=root,
             model_type=model_type,
             hidden_size=hidden,
-            pooling=PoolingMode.LASTTOKEN if decoder else PoolingMode.MEAN,
+            pooling=PoolingMode.LASTTOKEN if causal_lm else PoolingMode.MEAN,
             dense=None,
             normalize=False,
             max_seq_length=_default_max_length(root, max_pos),
