@@ -153,3 +153,13 @@ def test_plan_batches_respects_budget_and_covers_every_row(budget: int, max_rows
 def test_plan_batches_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="positive"):
         plan_batches([1, 2], 0, 4)
+
+
+def test_collate_left_padding_puts_pads_first_and_keeps_the_pool_offset() -> None:
+    rows = [Encoded([1, 2, 3, 4], [0] * 4, 2, False), Encoded([5, 6], [0] * 2, 1, False)]
+    batch = collate(rows, [0, 1], pad_id=9, with_type_ids=False, padding_side="left")
+    assert batch.input_ids.tolist() == [[1, 2, 3, 4], [9, 9, 5, 6]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 1], [0, 0, 1, 1]]
+    assert batch.pool_mask.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1]]
+    with pytest.raises(ValueError, match="padding_side"):
+        collate(rows, [0, 1], pad_id=9, with_type_ids=False, padding_side="middle")

@@ -61,3 +61,24 @@ def test_join_instruction_follows_instructor_101(
 def test_instruction_never_masks_every_token(minilm: Embedder) -> None:
     (row,) = minilm.tokenizer.encode([Item("Represent the whole thing: ", "")])
     assert row.n_masked == len(row.ids) - 1  # the final [SEP] is still pooled, as in INSTRUCTOR
+
+
+def test_sentence_transformers_prompts_are_joined_unstripped_and_measured_without_the_end_token(
+    minilm: Embedder,
+) -> None:
+    from instructembed.checkpoint import PROMPT_JOIN
+    from instructembed.tokenize import InstructionTokenizer
+
+    hf = minilm.tokenizer.hf_tokenizer
+    item = Item("query: ", "  Spaced Text ")
+    assert join_instruction(item, False, PROMPT_JOIN) == ("query:   Spaced Text ", "query: ")
+    assert join_instruction(Item("", "x "), False, PROMPT_JOIN) == ("x ", None)  # "" is no prompt
+    excluded = InstructionTokenizer(hf, 64, join=PROMPT_JOIN, include_prompt=False)
+    # [CLS] query : [SEP] -> 4 tokens, minus the trailing special [SEP]: 3 ([CLS] query :)
+    assert excluded.instruction_length(["query: "]) == [3]
+    assert excluded.instruction_length(["q"]) == [2]  # [CLS] q
+    included = InstructionTokenizer(hf, 64, join=PROMPT_JOIN, include_prompt=True)
+    assert included.instruction_length(["query: "]) == [0]
+    assert included.encode([item])[0].n_masked == 0
+    assert excluded.encode([Item("query: ", "")])[0].n_masked == 3  # only the [SEP] is pooled, as in ST
+    assert excluded.end_token() == "[SEP]"
