@@ -132,7 +132,7 @@ def test_export_cli(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     import typer
     from typer.testing import CliRunner
 
-    from instructembed.export_cli import export_command
+    from instructembed.export.cli import export_command
 
     app = typer.Typer()
     app.command("export")(export_command)

@@ -18,7 +18,7 @@ from instructembed import CheckpointError, Embedder
 from instructembed.backends import physical_cores
 from instructembed.errors import InputFileError, MissingExtraError
 from instructembed.export import MANIFEST, export_model, export_onnx, read_manifest
-from instructembed.export_openvino import default_calibration
+from instructembed.export.openvino import default_calibration
 from instructembed.inputs import Item
 from instructembed.testing import MIXED_INPUTS as MIXED
 from instructembed.testing import build_checkpoint, cosines, embed_in_a_process_without_torch
@@ -167,7 +167,7 @@ def test_export_cli_openvino_with_calibration(tiny_bert_dir: Path, tmp_path: Pat
     import typer
     from typer.testing import CliRunner
 
-    from instructembed.export_cli import export_command
+    from instructembed.export.cli import export_command
 
     app = typer.Typer()
     app.command("export")(export_command)
@@ -198,7 +198,7 @@ def test_export_cli_openvino_with_calibration(tiny_bert_dir: Path, tmp_path: Pat
 
 
 def test_read_calibration_file_errors(tmp_path: Path) -> None:
-    from instructembed.export_cli import read_calibration
+    from instructembed.export.cli import read_calibration
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no instruction field"}\n')
