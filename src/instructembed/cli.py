@@ -58,7 +58,8 @@ def info_command(
     quantize: QuantizeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show what a model is: architecture, dimension, max length, layout, pooling, normalization."""
+    """Show what a model is: family, architecture, dimension, max length, layout, pooling, padding side,
+    end token, normalization and the prompts (instructions) it declares."""
     from instructembed.embedder import Embedder
 
     info = Embedder.load(model, allow_pickle=allow_pickle, backend=backend, quantize=quantize).info()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,6 +59,13 @@ InstructionOpt = Annotated[
     typer.Option(
         envvar="INSTRUCTEMBED_INSTRUCTION",
         help="Instruction for every text, e.g. 'Represent the question for retrieval: '.",
+    ),
+]
+PromptNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INSTRUCTEMBED_PROMPT_NAME",
+        help="One of the model's declared prompts for every text, e.g. 'query' (`instructembed info` lists them).",
     ),
 ]
 FieldOpt = Annotated[
@@ -171,6 +178,7 @@ class EmbedOptions:
     output: Path
     model: str
     instruction: str | None
+    prompt_name: str | None
     field: str
     id_field: str
     instruction_field: str | None
@@ -211,6 +219,7 @@ def embed_command(
     output: OutputOpt,
     model: ModelOpt = DEFAULT_MODEL,
     instruction: InstructionOpt = None,
+    prompt_name: PromptNameOpt = None,
     field: FieldOpt = "text",
     id_field: IdFieldOpt = "id",
     instruction_field: InstructionFieldOpt = None,
@@ -245,6 +254,8 @@ def embed_command(
     plan = _plan_local(opts)
     first, rows = _read_inputs(opts)  # read before loading the model: a bad file fails fast
     embedder = _load_embedder(opts)
+    if opts.prompt_name is not None:  # a declared prompt is an instruction by name: one path from here
+        opts = replace(opts, instruction=embedder.resolve_instruction(None, opts.prompt_name))
     counts = _embed_to_output(embedder, first, rows, opts, plan)
     _report(counts, embedder, opts, plan)
 
@@ -281,6 +292,7 @@ def _embed_on_ray(opts: EmbedOptions) -> None:
             "skip_blank": opts.skip_blank,
             "overwrite": opts.overwrite,
             "chunk_pool": opts.chunk_pool,
+            "prompt_name": opts.prompt_name,
         },
     )
 
@@ -314,6 +326,8 @@ def _plan_local(opts: EmbedOptions) -> _LocalPlan:
         raise FileNotFoundError(f"output directory {opts.output.parent} does not exist")
     if opts.instruction is not None and opts.instruction_field is not None:
         raise ValueError("give --instruction or --instruction-field, not both")
+    if opts.prompt_name is not None and (opts.instruction is not None or opts.instruction_field is not None):
+        raise ValueError("give --prompt-name or --instruction / --instruction-field, not both")
     return _LocalPlan(fmt=fmt, chunking=chunking, per_chunk=per_chunk)
 
 

@@ -31,6 +31,7 @@ UNSUPPORTED = {
     "overwrite": "a rerun continues the job in --output; give a new directory to start over",
     "chunk_pool": "the job writes one row per chunk (id, doc, chunk, start, end); average them per `doc` "
     "yourself, or use `embed --chunk --chunk-pool mean` in one process",
+    "prompt_name": "pass the prompt itself with --instruction (`instructembed info MODEL` lists them)",
 }
 
 
