@@ -91,7 +91,10 @@ class LocalEngine:
 
     def instruction_for(self, role: str, given: str | None) -> str:
         """`given`, or the model's declared prompt for `role`, or INSTRUCTOR's default for it."""
-        return given if given is not None else role_instruction(self.embedder.spec.prompts, role)
+        if given is not None:
+            return given
+        spec = getattr(self.embedder, "spec", None)  # a wrapped or fake embedder may have none
+        return role_instruction(dict(getattr(spec, "prompts", None) or {}), role)
 
 
 class RemoteEngine:
