@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from instructembed.cli import app
 from instructembed.testing_families import FAMILY_RECIPES, FAMILY_TEXTS, build_family_checkpoint
 
+pytestmark = pytest.mark.slow  # a tiny checkpoint per family, each against sentence-transformers or an export
+
 runner = CliRunner()
 TEXTS = [t for t in FAMILY_TEXTS if t.strip() == t and t]  # a text file holds one stripped line each
 

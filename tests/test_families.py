@@ -18,6 +18,8 @@ from instructembed.errors import CheckpointError
 from instructembed.testing import assert_vectors_close
 from instructembed.testing_families import FAMILY_RECIPES, FAMILY_TEXTS, build_family_checkpoint
 
+pytestmark = pytest.mark.slow  # a tiny checkpoint per family, each against sentence-transformers or an export
+
 FAMILIES = list(FAMILY_RECIPES)
 #: What "equals sentence-transformers" means here (issue 23): max |diff| over the batch.
 ST_ATOL = 1e-5

@@ -14,6 +14,8 @@ from instructembed.export import export_model, read_manifest
 from instructembed.testing import assert_vectors_close
 from instructembed.testing_families import FAMILY_RECIPES, FAMILY_TEXTS, build_family_checkpoint
 
+pytestmark = pytest.mark.slow  # a tiny checkpoint per family, each against sentence-transformers or an export
+
 RUNS = [
     ("xlm-roberta", "onnx"),
     ("xlm-roberta", "openvino"),

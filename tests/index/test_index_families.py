@@ -16,6 +16,8 @@ from instructembed.index import Index
 from instructembed.inputs import Item
 from instructembed.testing_families import FAMILY_RECIPES, FAMILY_TEXTS, build_family_checkpoint
 
+pytestmark = pytest.mark.slow  # a tiny checkpoint per family, each against sentence-transformers or an export
+
 CHUNKING = ChunkSettings(overlap=4)
 QUESTIONS = ["what is the capital of France?", FAMILY_TEXTS[2], "wearable person tracking"]
 
