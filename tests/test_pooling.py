@@ -163,3 +163,14 @@ def test_collate_left_padding_puts_pads_first_and_keeps_the_pool_offset() -> Non
     assert batch.pool_mask.tolist() == [[0, 0, 1, 1], [0, 0, 0, 1]]
     with pytest.raises(ValueError, match="padding_side"):
         collate(rows, [0, 1], pad_id=9, with_type_ids=False, padding_side="middle")
+
+
+def test_nan_in_unpooled_positions_never_reaches_the_vector() -> None:
+    # a runtime may leave NaN in a padding position whose attention row is all masked
+    states, attention, mask = _padded_case(8, "right")
+    poisoned = states.clone()
+    poisoned[attention == 0] = float("nan")
+    for mode in PoolingMode:
+        torch.testing.assert_close(
+            pool(poisoned, mask, mode, attention), pool(states, mask, mode, attention), msg=mode.value
+        )

@@ -26,10 +26,16 @@ class PoolingMode(str, Enum):
     WEIGHTEDMEAN = "weightedmean"
 
 
+def _kept(states: torch.Tensor, pool_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) with unpooled positions set to 0 (not multiplied by 0: a runtime may leave NaN in a
+    padding position whose attention row is all masked, and NaN * 0 is NaN)."""
+    return states.masked_fill(pool_mask.unsqueeze(-1) <= 0, 0.0)
+
+
 def masked_mean(states: torch.Tensor, pool_mask: torch.Tensor) -> torch.Tensor:
     """(B, T, H), (B, T) -> (B, H): mean over positions where pool_mask is 1 (as sentence-transformers)."""
     mask = pool_mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
-    summed = (states * mask).sum(dim=1)  # (B, H)
+    summed = _kept(states, pool_mask).sum(dim=1)  # (B, H)
     counts = mask.sum(dim=1).clamp(min=1e-9)  # (B, 1)
     return summed / counts
 
@@ -37,7 +43,7 @@ def masked_mean(states: torch.Tensor, pool_mask: torch.Tensor) -> torch.Tensor:
 def masked_mean_sqrt_len(states: torch.Tensor, pool_mask: torch.Tensor) -> torch.Tensor:
     """(B, T, H), (B, T) -> (B, H): sum over pooled positions / sqrt(their count)."""
     mask = pool_mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
-    summed = (states * mask).sum(dim=1)  # (B, H)
+    summed = _kept(states, pool_mask).sum(dim=1)  # (B, H)
     return summed / mask.sum(dim=1).clamp(min=1e-9).sqrt()
 
 
@@ -53,7 +59,7 @@ def weighted_mean(
     first = real.argmax(dim=1, keepdim=True).to(states.dtype)  # (B, 1) leading pads on the left
     positions = _positions(states)  # (1, T) 0..T-1
     weights = (positions - first + 1) * pool_mask.to(states.dtype)  # (B, T)
-    summed = (states * weights.unsqueeze(-1)).sum(dim=1)  # (B, H)
+    summed = (_kept(states, pool_mask) * weights.unsqueeze(-1)).sum(dim=1)  # (B, H)
     return summed / weights.sum(dim=1, keepdim=True).clamp(min=1e-9)
 
 
@@ -73,7 +79,7 @@ def last_token(states: torch.Tensor, pool_mask: torch.Tensor) -> torch.Tensor:
     flipped_first = keep.flip(1).to(states.dtype).argmax(dim=1)  # (B,) distance from the end
     index = (width - 1 - flipped_first).long()  # (B,)
     picked = states.gather(1, index.view(-1, 1, 1).expand(-1, 1, states.shape[-1])).squeeze(1)  # (B, H)
-    return picked * keep.any(dim=1, keepdim=True).to(states.dtype)
+    return picked.masked_fill(~keep.any(dim=1, keepdim=True), 0.0)
 
 
 def cls_token(states: torch.Tensor, pool_mask: torch.Tensor) -> torch.Tensor:

@@ -99,8 +99,9 @@ def export_model(
 
 #: Families whose OpenVINO graph we measured wrong, and why (docs/models.md).
 OPENVINO_REFUSED = {
-    "modernbert": "its OpenVINO fp32 graph gives NaN vectors on the tiny ModernBERT, while ONNX Runtime "
-    "matches torch to 1.5e-7",
+    "modernbert": "its OpenVINO fp32 graph gives NaN vectors for every padded row of a batch (a padding "
+    "position whose sliding-window attention is all masked turns NaN and poisons the next layer), while "
+    "ONNX Runtime matches torch to 1.5e-7",
 }
 
 
