@@ -36,6 +36,7 @@ __all__ = [
     "QuantizationRanges",
     "calibration_inputs",
     "calibration_ranges",
+    "dequantize",
     "packed_width",
     "quantize",
     "ranges_from_embeddings",
@@ -152,6 +153,15 @@ def quantize(
     if precision is Precision.UINT8:
         return codes.astype(np.uint8)
     return (codes - 128).astype(np.int8)
+
+
+def dequantize(codes: np.ndarray, precision: Precision | str, ranges: QuantizationRanges) -> np.ndarray:
+    """int8/uint8 codes (N, D) back to float32 at the middle of their step: start + (code + 0.5) * step."""
+    precision = Precision(precision)
+    if not precision.needs_ranges:
+        raise ValueError(f"dequantize takes int8 or uint8 codes, not {precision.value}")
+    values = np.asarray(codes).astype(np.float32) + (128 if precision is Precision.INT8 else 0)
+    return (ranges.starts + (values + np.float32(0.5)) * ranges.steps).astype(np.float32)
 
 
 def unpack_bits(packed: np.ndarray, dimension: int) -> np.ndarray:
