@@ -25,6 +25,7 @@ from instructembed.checkpoint import (
     INSTRUCTION_JOIN,
     OUR_CONFIG,
     ModelSpec,
+    declares_matryoshka,
     read_spec,
     resolve_model_dir,
 )
@@ -40,7 +41,7 @@ from instructembed.export.manifest import (
 )
 from instructembed.inputs import EmbedInput, to_items
 from instructembed.package_data import package_version
-from instructembed.tokenize import Encoded, InstructionTokenizer, load_tokenizer
+from instructembed.tokenize import Encoded, InstructionTokenizer, TokenInfo, load_tokenizer
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the ONNX path
     from instructembed.model import EmbeddingModel
@@ -237,6 +238,19 @@ class Embedder:
             progress.close()
         return out
 
+    def token_details(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        instruction: str | None = None,
+        add_special_tokens: bool = True,
+        truncate: bool = True,
+    ) -> list[list[TokenInfo]]:
+        """Each row's tokens (id, text, special, character span), as the encoder reads them."""
+        return self.tokenizer.token_details(
+            to_items(inputs, instruction), add_special_tokens=add_special_tokens, truncate=truncate
+        )
+
     def token_counts(self, inputs: Iterable[EmbedInput], *, instruction: str | None = None) -> list[int]:
         """Tokens per row before truncation (special tokens included), for limits and usage reports."""
         return self.tokenizer.token_counts(to_items(inputs, instruction))
@@ -257,6 +271,7 @@ class Embedder:
             if spec.dense is None
             else f"{spec.dense.in_features}->{spec.dense.out_features} ({spec.dense.activation})",
             "normalize": spec.normalize,
+            "matryoshka": declares_matryoshka(spec.root),
             "do_lower_case": spec.do_lower_case,
             "backend": self.backend.name,
             "precision": self.backend.precision,

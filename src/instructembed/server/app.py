@@ -16,6 +16,7 @@ from instructembed.server.batcher import EmbedderLike
 from instructembed.server.errors import install_handlers
 from instructembed.server.metrics import MetricsMiddleware, ServerMetrics
 from instructembed.server.playground_routes import playground_router
+from instructembed.server.rerank_routes import rerank_router
 from instructembed.server.routes import embeddings_router, ops_router
 from instructembed.server.search_routes import search_router
 from instructembed.server.service import ServerState
@@ -73,6 +74,7 @@ def create_app(
     app.state.server = None
     install_handlers(app)
     app.include_router(embeddings_router)
+    app.include_router(rerank_router)
     app.include_router(search_router)
     app.include_router(ops_router)
     if settings.playground:

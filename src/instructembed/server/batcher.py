@@ -86,6 +86,13 @@ class ModelRunner:
     async def tokenize(self, inputs: list[EmbedInput]) -> list[TokenizedRow]:
         return await _in(self._counter, lambda: list(self.embedder.tokenize(inputs)))
 
+    async def token_details(self, inputs: list[EmbedInput], **options: bool) -> list[Any]:
+        """`Embedder.token_details` in the tokenizer thread (for POST /tokenize)."""
+        details = getattr(self.embedder, "token_details", None)
+        if details is None:
+            raise ServerError(ErrorKind.NOT_FOUND, "this model cannot show its tokens (no token_details)")
+        return await _in(self._counter, lambda: list(details(inputs, **options)))
+
     def close(self) -> None:
         self._counter.shutdown(wait=True)
         self._model.shutdown(wait=True)

@@ -112,10 +112,24 @@ def serve_command(
             help="Serve the playground page at /playground/ (static files from the package).",
         ),
     ] = True,
+    rerank_query_instruction: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_RERANK_QUERY_INSTRUCTION",
+            help="Query instruction of /rerank and /v1/rerank ('' for none).",
+        ),
+    ] = ServerSettings.rerank_query_instruction,
+    rerank_document_instruction: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_RERANK_DOCUMENT_INSTRUCTION",
+            help="Document instruction of /rerank and /v1/rerank ('' for none).",
+        ),
+    ] = ServerSettings.rerank_document_instruction,
     log_level: Annotated[str, typer.Option(envvar="INSTRUCTEMBED_LOG_LEVEL")] = "info",
 ) -> None:
-    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics,
-    and a playground page at /playground/."""
+    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /rerank, /v1/rerank,
+    /tokenize, /health, /info, /metrics, and a playground page at /playground/."""
     try:
         import uvicorn
 
@@ -138,6 +152,8 @@ def serve_command(
             served_model_name=served_model_name,
             max_search_k=max_search_k,
             playground=playground,
+            rerank_query_instruction=rerank_query_instruction,
+            rerank_document_instruction=rerank_document_instruction,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

@@ -22,7 +22,8 @@ from instructembed.server.schemas import (
     validate_model,
 )
 from instructembed.server.service import ServerState, read_body
-from instructembed.server.vectors import l2_normalize, to_base64, truncate_dimensions
+from instructembed.server.vectors import l2_normalize, to_base64
+from instructembed.vectors_out import Precision, quantize, truncate
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 503)
@@ -81,7 +82,11 @@ async def create_embeddings(request: Request) -> Response:
     )
     vectors, tokens = await state.embed(request, items)  # (N, D)
     if body.dimensions is not None and body.dimensions < dimension:
-        vectors = truncate_dimensions(vectors, body.dimensions, renormalize=state.embedder.normalized)
+        vectors = truncate(vectors, body.dimensions, renormalize=state.embedder.normalized)  # (N, d)
+    precision = Precision(body.embedding_dtype)
+    if precision is not Precision.FLOAT32:
+        ranges = await state.quantization_ranges(vectors.shape[1]) if precision.needs_ranges else None
+        vectors = quantize(vectors, precision, ranges)  # (N, d) int8/uint8, or (N, ceil(d/8)) packed
     rows: list[Any] = (
         [to_base64(row) for row in vectors] if body.encoding_format == "base64" else vectors.tolist()
     )
@@ -151,6 +156,8 @@ async def info(request: Request) -> Response:
             "dimension": embedder.dimension,
             "max_seq_length": embedder.max_seq_length,
             "normalized": embedder.normalized,
+            "matryoshka": _matryoshka(embedder),
+            "embedding_dtypes": [p.value for p in Precision],
             "backend": str(getattr(backend, "value", backend)),
             "precision": getattr(runner, "precision", None),
             "auth": settings.api_key is not None,
@@ -167,6 +174,12 @@ async def info(request: Request) -> Response:
             "index": _index_info(state),
         }
     )
+
+
+def _matryoshka(embedder: Any) -> bool | None:
+    """Whether the model declares Matryoshka training (None: this embedder cannot say)."""
+    describe = getattr(embedder, "info", None)
+    return describe().get("matryoshka") if callable(describe) else None
 
 
 def _index_info(state: ServerState) -> dict[str, Any] | None:

@@ -47,6 +47,10 @@ class ServerSettings:
     max_search_k: int = 1000
     #: Serve the playground page at /playground/ (static files shipped in the package).
     playground: bool = True
+    #: Instructions /rerank and /v1/rerank embed the query and the texts with ("" for none); a request's
+    #: `query_instruction` / `document_instruction` override them.
+    rerank_query_instruction: str = "Represent the question for retrieving supporting documents: "
+    rerank_document_instruction: str = "Represent the document for retrieval: "
 
     def __post_init__(self) -> None:
         positive = {
