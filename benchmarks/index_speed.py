@@ -269,8 +269,8 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
         results[kind] = {
             "settings": settings.to_json(),
             "build_s": round(build_s, 1),
-            "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10), reps1 * 2),
-            "q32_ms": _latencies(lambda: index.search_vectors(queries[:32], k=10), reps1),
+            "q1_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:1], k=10), reps1 * 2),
+            "q32_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:32], k=10), reps1),
             "recall_at_10": recall,
             "ann_file_mib": round(index.info()["files"][index.info()["approximate"]["file"]] / 2**20, 1),
             "memory_open_and_first_search_mib": structure_mib,
