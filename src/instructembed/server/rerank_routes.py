@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from instructembed.server.errors import ErrorKind, ServerError
-from instructembed.server.routes import _ERRORS, _body, _json, _read_json, get_state
+from instructembed.server.routes import _ERRORS, _body, _json, _read_json, get_state, pick_model
 from instructembed.server.schemas import (
     CohereRerankRequest,
     RankedText,
@@ -127,8 +127,8 @@ def _overlong(truncate: bool | None) -> OverlongPolicy | None:
 )
 async def rerank(request: Request) -> Response:
     """TEI's rerank: `[{"index", "score", "text"?}]`, best first."""
-    state = get_state(request)
-    body = validate_model(RerankRequest, await _read_json(request, state))
+    body = validate_model(RerankRequest, await _read_json(request, get_state(request)))
+    state = pick_model(request, body.model)
     texts = _strings(body.texts, "texts", objects=False)
     ranked = await rank(
         state,
@@ -154,8 +154,8 @@ async def rerank(request: Request) -> Response:
 @rerank_router.post("/v1/rerank", responses=_ERRORS, openapi_extra=_body(CohereRerankRequest))
 async def cohere_rerank(request: Request) -> Response:
     """Cohere's rerank: `{"id", "results": [{"index", "relevance_score", "document"?}], "meta"}`."""
-    state = get_state(request)
-    body = validate_model(CohereRerankRequest, await _read_json(request, state))
+    body = validate_model(CohereRerankRequest, await _read_json(request, get_state(request)))
+    state = pick_model(request, body.model)
     documents = _strings(body.documents, "documents", objects=True)
     ranked = await rank(
         state,
@@ -189,8 +189,8 @@ async def cohere_rerank(request: Request) -> Response:
 )
 async def tokenize(request: Request) -> Response:
     """TEI's tokenize: one list of `{"id", "text", "special", "start", "stop"}` per input."""
-    state = get_state(request)
-    body = validate_model(TokenizeRequest, await _read_json(request, state))
+    body = validate_model(TokenizeRequest, await _read_json(request, get_state(request)))
+    state = pick_model(request, body.model)
     items = parse_items(
         body.inputs,
         field="inputs",

@@ -40,7 +40,9 @@ class EmbeddingsRequest(BaseModel):
     model_config = _STRICT
 
     input: Any = Field(description="a string, or a list of strings and {instruction, text} objects")
-    model: StrictStr | None = Field(None, max_length=512, description="accepted and echoed back")
+    model: StrictStr | None = Field(
+        None, max_length=512, description="one model served: accepted and echoed back; several: which one"
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(None, ge=1, le=1 << 20)
     user: StrictStr | None = Field(None, max_length=512)
@@ -60,6 +62,7 @@ class EmbedRequest(BaseModel):
     inputs: Any = Field(description="a string, or a list of strings, [instruction, text] pairs or objects")
     instruction: StrictStr | None = None
     normalize: StrictBool = True
+    model: StrictStr | None = Field(None, max_length=512, description="with several models: which one")
 
 
 class SearchRequest(BaseModel):

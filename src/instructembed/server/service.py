@@ -27,14 +27,21 @@ class ServerState:
     """The loaded model and its queue; one per app, built in the lifespan."""
 
     def __init__(
-        self, embedder: EmbedderLike, settings: ServerSettings, metrics: ServerMetrics, index: Any = None
+        self,
+        embedder: EmbedderLike,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        index: Any = None,
+        *,
+        name: str | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
         self.metrics = metrics
         self.runner = ModelRunner(embedder)
         self.batcher = Batcher(self.runner, settings, metrics)
-        self.model_name = settings.served_model_name or embedder.name
+        #: `name` (several models: the name each is served as), else --served-model-name or the model's
+        self.model_name = name or settings.served_model_name or embedder.name
         #: The `instructembed.index.Index` behind POST /v1/search, or None; searched in one thread.
         self.index = index
         self.search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instructembed-search")
