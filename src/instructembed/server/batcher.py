@@ -198,7 +198,7 @@ class Batcher:
         self._jobs.append(job)
         self._pending_items += len(items)
         self._pending_tokens += sum(costs)
-        self.metrics.queue_items.set(self._pending_items)
+        self.metrics.queue_items.inc(len(items))  # by deltas: several models' queues add up
         self._wakeup.set()
         return job
 
@@ -216,7 +216,7 @@ class Batcher:
         self._pending_items -= count
         self._pending_tokens -= sum(job.costs[job.next_item : job.next_item + count])
         job.next_item += count
-        self.metrics.queue_items.set(self._pending_items)
+        self.metrics.queue_items.dec(count)
 
     async def close(self) -> None:
         """Stop taking work and finish what is queued (up to `drain_timeout_s`)."""
