@@ -75,3 +75,15 @@ def test_cli_build_with_binary_vectors_and_refusals(tiny_bert_dir: Path, tmp_pat
     )
     assert both.exit_code != 0 and "choose one" in both.output
     assert not (tmp_path / "ix2").exists() and not (tmp_path / "ix3").exists()
+
+
+def test_read_rows_from_a_memmap_equals_indexing(tmp_path: Path) -> None:
+    from instructembed.index.ann import read_rows
+
+    vectors = np.random.default_rng(3).standard_normal((40, 5)).astype(np.float32)
+    (tmp_path / "v.f32").write_bytes(b"\0" * 20 + vectors.tobytes())  # an offset, as np.memmap allows
+    mapped = np.memmap(tmp_path / "v.f32", dtype="<f4", mode="r", offset=20, shape=(40, 5))
+    rows = np.array([0, 3, 17, 39])
+    np.testing.assert_array_equal(read_rows(mapped, rows), vectors[rows])
+    np.testing.assert_array_equal(read_rows(vectors, rows), vectors[rows])  # a plain array: indexing
+    assert read_rows(mapped, np.array([], dtype=np.int64)).shape == (0, 5)
