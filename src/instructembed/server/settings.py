@@ -23,7 +23,7 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    #: Bearer token required on /v1/embeddings, /embed and /v1/models; None = no authentication.
+    #: Bearer token required on the embedding, rerank, tokenize and model routes; None = no authentication.
     #: /health, /info and /metrics stay open for probes and scrapers (they reveal no secret).
     api_key: str | None = None
     #: Largest request body accepted, in bytes (413 above it, checked while reading).
