@@ -72,12 +72,17 @@ def evaluate(
     query_instruction: str | None,
     model: str,
     k: int,
+    builds: tuple[str, ...] = ("truncate", "chunk"),
+    vectors: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Build truncated and chunked indexes, search with max / mean pooling, score nDCG@10."""
+    """Build truncated and chunked indexes, search with max / mean pooling, score nDCG@10; with
+    `vectors` (int8, binary), also search the truncated index through those codes + float rescoring
+    (`index rebuild --approximate KIND`: the same vectors, no second embedding)."""
     corpus_file = write_jsonl(work / f"{name}-corpus.jsonl", corpus)
     query_file = write_jsonl(work / f"{name}-queries.jsonl", queries)
     out: dict[str, Any] = {"documents": len(corpus), "queries": len(queries)}
-    for label, chunk_flag in (("truncate", "--no-chunk"), ("chunk", "--chunk")):
+    flags = {"truncate": "--no-chunk", "chunk": "--chunk"}
+    for label, chunk_flag in ((b, flags[b]) for b in builds):
         index = work / f"{name}-{label}"
         args = ["index", "build", "-i", corpus_file, "-o", index, "-m", model, "--no-progress", chunk_flag]
         if doc_instruction:
@@ -113,10 +118,25 @@ def evaluate(
             scores = ranking_scores(qrels, read_run(hits))
             key = "truncate" if label == "truncate" else f"chunk_{pool}"
             out[key] = round(100 * scores["ndcg_at_10"], 2)
+        for kind in vectors if label == "truncate" else ():
+            cli("index", "rebuild", index, "--approximate", kind)
+            hits = work / f"{name}-{label}-{kind}.jsonl"
+            cli("search", "--index", index, "-i", query_file, "--k", k, "-o", hits, "--no-progress")
+            out[f"truncate_{kind}"] = round(100 * ranking_scores(qrels, read_run(hits))["ndcg_at_10"], 2)
+            out[f"truncate_{kind}_minus_float"] = round(out[f"truncate_{kind}"] - out["truncate"], 2)
+            cli("index", "rebuild", index, "--approximate", "none")
     return out
 
 
-def scifact(work: Path, model: str, skip_eval: bool, data_dir: Path, limit: int | None) -> dict[str, Any]:
+def scifact(
+    work: Path,
+    model: str,
+    skip_eval: bool,
+    data_dir: Path,
+    limit: int | None,
+    builds: tuple[str, ...] = ("truncate", "chunk"),
+    vectors: tuple[str, ...] = (),
+) -> dict[str, Any]:
     data = load_scifact(data_dir).limited(limit)  # eval --limit takes the same subset
     task = get_task("SciFact")
     instructions = load_instructions("instructor-large").for_task(task)
@@ -124,7 +144,17 @@ def scifact(work: Path, model: str, skip_eval: bool, data_dir: Path, limit: int 
     corpus = [{"id": d, "text": document_text(*data.corpus[d])} for d in data.corpus]
     queries = [{"id": q, "text": data.queries[q]} for q in data.queries if q in qrels]
     result = evaluate(
-        "scifact", work, corpus, queries, qrels, instructions["corpus"], instructions["query"], model, 100
+        "scifact",
+        work,
+        corpus,
+        queries,
+        qrels,
+        instructions["corpus"],
+        instructions["query"],
+        model,
+        100,
+        builds,
+        vectors,
     )
     result["instructions"] = instructions
     if not skip_eval:
@@ -178,13 +208,25 @@ def main() -> None:
         default=None,
         help="SciFact: N evenly spaced queries, their relevant abstracts and 20 x N others (as eval --limit).",
     )
+    parser.add_argument("--builds", default="truncate,chunk", help="SciFact: truncate and/or chunk.")
+    parser.add_argument(
+        "--vectors", default="", help="SciFact: also search the truncated index as int8 and/or binary codes."
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="index-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"model": args.model, "cpu": _cpu()}
     tasks = args.tasks.split(",")
     if "scifact" in tasks:
-        results["SciFact"] = scifact(work, args.model, args.skip_eval, args.data_dir, args.limit)
+        results["SciFact"] = scifact(
+            work,
+            args.model,
+            args.skip_eval,
+            args.data_dir,
+            args.limit,
+            tuple(args.builds.split(",")),
+            tuple(v for v in args.vectors.split(",") if v),
+        )
         results["SciFact"]["limit"] = args.limit
     if "summeval" in tasks:
         results["SummEval-retrieval"] = summeval(work, args.model, args.data_dir)
@@ -192,8 +234,13 @@ def main() -> None:
     print(f"\nmodel {args.model}; {results['cpu']}; work dir {work}\n")
     print("| task | docs | truncated docs | chunks | nDCG@10 truncate | chunk max | chunk mean | eval |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for kind in ("int8", "binary"):
+        if f"truncate_{kind}" in results.get("SciFact", {}):
+            r = results["SciFact"]
+            print(f"SciFact truncated, {kind} codes + float rescoring: {r[f'truncate_{kind}']:.2f} "
+                  f"({r[f'truncate_{kind}_minus_float']:+.2f} vs float {r['truncate']:.2f})")  # fmt: skip
     for name in ("SciFact", "SummEval-retrieval"):
-        if name in results:
+        if name in results and "chunk_info" in results[name]:
             r = results[name]
             print(
                 f"| {name} | {r['documents']} | {r['truncate_info']['truncated_documents']} | "

@@ -13,7 +13,8 @@ search: synthetic 384-d unit vectors (a mixture of 1,000 Gaussian clusters, so t
 search has structure to find; uniform random vectors are the worst case for any ANN) are written
 into an index directly (rows and vectors, no model), then each size is opened in a fresh process:
 open time and RSS (memory-mapped: it should not grow by the vectors' size), `search_vectors`
-latency p50/p99 for 1 and 32 queries (k=10), exact and approximate (HNSW; IVF-Flat), recall@10 of
+latency p50/p99 for 1 and 32 queries (k=10), exact and approximate (HNSW; IVF-Flat; int8 / binary
+codes with float rescoring, `--kinds int8,binary --rescore 10`), recall@10 of
 approximate against exact, memory (the process's own, RssAnon, apart from the mapped file pages,
 RssFile), disk size. Queries come from the same mixture ("corpus_like"); recall is also measured
 for queries drawn uniformly on the sphere ("uniform", far from every cluster: the hard case).
@@ -37,6 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"  # default of --data-dir
 D = 384
+#: int8 / binary: candidates per wanted row rescored from the float vectors (`--rescore`)
+RESCORE = int(os.environ.get("INDEX_SPEED_RESCORE", "10"))
 
 
 def cpu() -> str:
@@ -245,10 +248,19 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
             }
             continue
         nlist = min(int(4 * math.sqrt(n)), 1024)
-        settings = AnnSettings(kind=AnnKind(kind), nlist=nlist, nprobe=32, ef_search=128, hnsw_m=32)
+        settings = AnnSettings(
+            kind=AnnKind(kind), nlist=nlist, nprobe=32, ef_search=128, hnsw_m=32, rescore=RESCORE
+        )
         start = time.perf_counter()
         index.rebuild(settings)
         build_s = time.perf_counter() - start
+        # what the search structure holds in memory: open afresh and search once (the float rows'
+        # pages are already mapped in by the exact searches above, so this is the structure's own)
+        index.close()
+        before_structure = memory_mib()
+        index = Index.open(path)
+        index.search_vectors(queries[:32], k=10)
+        structure_mib = _delta(memory_mib(), before_structure)
         recall = {}
         for name, q in (("corpus_like", queries), ("uniform", uniform)):
             approx = index.search_vectors(q, k=10)
@@ -257,10 +269,11 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
         results[kind] = {
             "settings": settings.to_json(),
             "build_s": round(build_s, 1),
-            "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10), reps1 * 2),
-            "q32_ms": _latencies(lambda: index.search_vectors(queries[:32], k=10), reps1),
+            "q1_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:1], k=10), reps1 * 2),
+            "q32_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:32], k=10), reps1),
             "recall_at_10": recall,
             "ann_file_mib": round(index.info()["files"][index.info()["approximate"]["file"]] / 2**20, 1),
+            "memory_open_and_first_search_mib": structure_mib,
         }
         index.rebuild(None)
     out["search"] = results
@@ -307,12 +320,14 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--kinds", default="hnsw,ivf")
+    parser.add_argument("--kinds", default="hnsw,ivf", help="Any of hnsw, ivf, int8, binary.")
+    parser.add_argument("--rescore", type=int, default=RESCORE, help="int8/binary rescoring factor.")
     parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="Skip HNSW builds above this size.")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--data-dir", type=Path, default=DATA)
     parser.add_argument("--cli", action="store_true", help="build: also time the two commands end to end.")
     args = parser.parse_args()
+    os.environ["INDEX_SPEED_RESCORE"] = str(args.rescore)  # read by the measuring child process
     work = args.work or Path(tempfile.mkdtemp(prefix="index-speed-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"{cpu()}; work dir {work}", flush=True)

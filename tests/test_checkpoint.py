@@ -160,3 +160,25 @@ def test_max_seq_length_override(tiny_t5_dir: Path) -> None:
     assert Embedder.load(tiny_t5_dir, max_seq_length=512).max_seq_length == 512
     with pytest.raises(ValueError, match="at least 2"):
         Embedder.load(tiny_t5_dir, max_seq_length=1)
+
+
+def test_declares_matryoshka_reads_the_card_tags_and_config_keys(tmp_path: Path) -> None:
+    from instructembed.checkpoint import declares_matryoshka, resolve_model_dir
+
+    assert declares_matryoshka(resolve_model_dir("all-MiniLM-L6-v2")) is False  # its card says nothing
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "README.md").write_text("---\ntags:\n- loss:MatryoshkaLoss\n---\n# a model\n", encoding="utf-8")
+    assert declares_matryoshka(card)
+    body = tmp_path / "body"
+    body.mkdir()
+    (body / "README.md").write_text(
+        "---\ntags: [x]\n---\nWe did not use Matryoshka here.\n", encoding="utf-8"
+    )
+    assert not declares_matryoshka(body)  # only the front matter counts, not the prose
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.json").write_text('{"matryoshka_dimensions": [768, 256]}', encoding="utf-8")
+    assert declares_matryoshka(config)
+    (config / "config.json").write_text("{not json", encoding="utf-8")
+    assert not declares_matryoshka(config)

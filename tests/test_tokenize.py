@@ -82,3 +82,17 @@ def test_sentence_transformers_prompts_are_joined_unstripped_and_measured_withou
     assert included.encode([item])[0].n_masked == 0
     assert excluded.encode([Item("query: ", "")])[0].n_masked == 3  # only the [SEP] is pooled, as in ST
     assert excluded.end_token() == "[SEP]"
+
+
+def test_token_details_show_the_tokens_the_encoder_reads(minilm: Embedder) -> None:
+    [row] = minilm.token_details([("Represent the q: ", "Hello wörld")])
+    assert [t.text for t in row] == ["[CLS]", "Represent", "the", "q", ":", "Hello", "wörld", "[SEP]"]
+    assert [t.special for t in row] == [True] + [False] * 6 + [True]
+    assert row[0].start is None and (row[6].start, row[6].stop) == (23, 28)
+    assert [t.id for t in row] == minilm.tokenizer.encode([Item("Represent the q: ", "Hello wörld")])[0].ids
+    [bare] = minilm.token_details(["hello world"], add_special_tokens=False)
+    assert [(t.text, t.start, t.stop) for t in bare] == [("hello", 0, 5), ("world", 6, 11)]
+    long_text = " ".join(["word"] * 400)
+    [cut] = minilm.token_details([long_text])
+    [whole] = minilm.token_details([long_text], truncate=False)
+    assert len(cut) == minilm.max_seq_length and len(whole) == 402

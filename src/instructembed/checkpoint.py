@@ -483,3 +483,30 @@ def pickle_files(path: Path) -> list[Path]:
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{path} has no weight_map; is {path.parent} a complete model directory?")
     return [path.parent / name for name in sorted(set(map(str, weight_map.values())))]
+
+
+#: What a model card or config says when the model was trained for truncation (sentence-transformers
+#: writes `loss:MatryoshkaLoss` / `Matryoshka2dLoss` tags; some configs list `matryoshka_dimensions`).
+_MATRYOSHKA_MARKS = ("matryoshka",)
+
+
+def declares_matryoshka(root: Path) -> bool:
+    """True when the checkpoint says it was trained Matryoshka-style (its model card's front matter
+    tags, or a `matryoshka_*` key in a config file); False when nothing there says so."""
+    card = root / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8", errors="replace")
+        if text.startswith("---"):
+            front = text[3:].split("\n---", 1)[0].lower()
+            if any(mark in front for mark in _MATRYOSHKA_MARKS):
+                return True
+    for name in ("config.json", "config_sentence_transformers.json", OUR_CONFIG):
+        path = root / name
+        if path.is_file():
+            try:
+                keys = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(keys, dict) and any(str(k).lower().startswith("matryoshka") for k in keys):
+                return True
+    return False

@@ -42,6 +42,14 @@ from instructembed.files import (
 )
 from instructembed.inputs import Item, to_items
 from instructembed.scale.cli import Engine
+from instructembed.vectors_out import (
+    Precision,
+    QuantizationRanges,
+    calibration_ranges,
+    packed_width,
+    quantize,
+    truncate,
+)
 
 # --- the options, declared once -------------------------------------------------------------------
 InputOpt = Annotated[
@@ -167,6 +175,23 @@ GpusPerActorOpt = Annotated[
     float, typer.Option(min=0, envvar="INSTRUCTEMBED_GPUS_PER_ACTOR", help="--engine ray: GPUs per actor.")
 ]
 
+DimensionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        envvar="INSTRUCTEMBED_DIMENSIONS",
+        help="Keep the first D coordinates, renormalized (Matryoshka truncation; docs/server.md has its cost).",
+    ),
+]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        envvar="INSTRUCTEMBED_PRECISION",
+        help="float32, int8/uint8 (per-dimension ranges from the packaged calibration set), or "
+        "binary/ubinary (sign bits packed 8 per byte).",
+    ),
+]
+
 DEFAULT_OVERLAP = 32  # tokens shared by consecutive chunks unless --chunk-overlap says otherwise
 
 
@@ -203,6 +228,8 @@ class EmbedOptions:
     actors: int | None
     cpus_per_actor: float
     gpus_per_actor: float
+    dimensions: int | None = None
+    precision: Precision = Precision.FLOAT32
 
     def chunking(self) -> ChunkSettings | None:
         """The chunk settings when chunking was asked for (--chunk or --chunk-pool), else None."""
@@ -244,6 +271,8 @@ def embed_command(
     actors: ActorsOpt = None,
     cpus_per_actor: CpusPerActorOpt = 1.0,
     gpus_per_actor: GpusPerActorOpt = 0.0,
+    dimensions: DimensionsOpt = None,
+    precision: PrecisionOpt = Precision.FLOAT32,
 ) -> None:
     """Embed every text of INPUT and write the vectors to OUTPUT, streaming in chunks (constant memory)."""
     opts = EmbedOptions(**locals())  # first statement: exactly the options
@@ -256,7 +285,8 @@ def embed_command(
     embedder = _load_embedder(opts)
     if opts.prompt_name is not None:  # a declared prompt is an instruction by name: one path from here
         opts = replace(opts, instruction=embedder.resolve_instruction(None, opts.prompt_name))
-    counts = _embed_to_output(embedder, first, rows, opts, plan)
+    controls = _output_controls(embedder, opts)
+    counts = _embed_to_output(embedder, first, rows, opts, plan, controls)
     _report(counts, embedder, opts, plan)
 
 
@@ -264,6 +294,12 @@ def embed_command(
 def _embed_on_ray(opts: EmbedOptions) -> None:
     """--engine ray: the same vectors, one parquet shard per input file (scale/)."""
     from instructembed.scale.cli import ray_embed
+
+    if opts.dimensions is not None or opts.precision is not Precision.FLOAT32:
+        raise ValueError(
+            "--dimensions and --precision do not apply to --engine ray (its shards hold float32 vectors "
+            "for `index add --from-parquet`); apply instructembed.vectors_out to the shards' vectors"
+        )
 
     ray_embed(
         input=opts.input,
@@ -358,6 +394,37 @@ def _load_embedder(opts: EmbedOptions) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class _OutputControls:
+    """--dimensions and --precision: `vectors_out.truncate`, then `vectors_out.quantize`."""
+
+    dimensions: int | None
+    precision: Precision
+    ranges: QuantizationRanges | None
+
+    def apply(self, vectors: np.ndarray, normalized: bool) -> np.ndarray:
+        if self.dimensions is not None and self.dimensions < vectors.shape[1]:
+            vectors = truncate(vectors, self.dimensions, renormalize=normalized)
+        return (
+            vectors if self.precision is Precision.FLOAT32 else quantize(vectors, self.precision, self.ranges)
+        )
+
+    def width(self, dimension: int) -> int:
+        d = self.dimensions or dimension
+        return packed_width(d) if self.precision.packed else d
+
+
+def _output_controls(embedder: Any, opts: EmbedOptions) -> _OutputControls:
+    if opts.dimensions is not None and opts.dimensions > embedder.dimension:
+        raise ValueError(
+            f"--dimensions {opts.dimensions} is more than {opts.model}'s {embedder.dimension}; ask for at most that"
+        )
+    ranges = None
+    if opts.precision.needs_ranges:
+        ranges = calibration_ranges(embedder, dimensions=opts.dimensions)
+    return _OutputControls(opts.dimensions, opts.precision, ranges)
+
+
 # --- step 3: embed and write ------------------------------------------------------------------------
 @dataclass
 class _Counts:
@@ -369,16 +436,24 @@ class _Counts:
 
 
 def _embed_to_output(
-    embedder: Any, first: Row, rest: Iterator[Row], opts: EmbedOptions, plan: _LocalPlan
+    embedder: Any,
+    first: Row,
+    rest: Iterator[Row],
+    opts: EmbedOptions,
+    plan: _LocalPlan,
+    controls: _OutputControls | None = None,
 ) -> _Counts:
     """Embed part by part into a temporary file renamed at the end; on any failure it is removed
     and an existing output is left as it was. Ids are written when the first row has one."""
     has_ids = first.id is not None
-    writer = (
-        ParquetWriter(opts.output, embedder.dimension, has_ids, CHUNK_COLUMNS)
+    out = controls or _OutputControls(None, Precision.FLOAT32, None)
+    width, dtype = out.width(embedder.dimension), out.precision.numpy_dtype.str
+    inner = (
+        ParquetWriter(opts.output, width, has_ids, CHUNK_COLUMNS, dtype=dtype)
         if plan.per_chunk
-        else open_writer(opts.output, embedder.dimension, with_ids=has_ids)
+        else open_writer(opts.output, width, with_ids=has_ids, dtype=dtype)
     )
+    writer = _Transforming(inner, lambda v: out.apply(v, embedder.normalized))
     rows = _prepend(first, rest)
     bar = _progress_bar(opts, plan.fmt)
     counts = _Counts()
@@ -404,6 +479,26 @@ def _embed_to_output(
             bar.close()
     counts.rows = writer.rows
     return counts
+
+
+class _Transforming:
+    """A writer that applies the output controls to every part before writing it."""
+
+    def __init__(self, inner: Any, transform: Any) -> None:
+        self.inner, self.transform = inner, transform
+
+    @property
+    def rows(self) -> int:
+        return int(self.inner.rows)
+
+    def write(self, ids: list[str | None], vectors: np.ndarray, *extra: Any) -> None:
+        self.inner.write(ids, self.transform(vectors), *extra)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+    def abort(self) -> None:
+        self.inner.abort()
 
 
 def _progress_bar(opts: EmbedOptions, fmt: InputFormat) -> Any:
@@ -475,4 +570,7 @@ def _report(counts: _Counts, embedder: Any, opts: EmbedOptions, plan: _LocalPlan
             f"truncated to their first {limit} tokens{hint}",
             err=True,
         )
-    typer.echo(f"wrote {counts.rows} x {embedder.dimension} embeddings to {opts.output}", err=True)
+    shape = f"{counts.rows} x {opts.dimensions or embedder.dimension}"
+    if opts.precision is not Precision.FLOAT32:
+        shape += f" {opts.precision.value}"
+    typer.echo(f"wrote {shape} embeddings to {opts.output}", err=True)

@@ -25,6 +25,7 @@ from instructembed.checkpoint import (
     OUR_CONFIG,
     ModelSpec,
     declared_role_prompt,
+    declares_matryoshka,
     read_spec,
     resolve_model_dir,
 )
@@ -40,7 +41,7 @@ from instructembed.export.manifest import (
 )
 from instructembed.inputs import EmbedInput, Item, to_items
 from instructembed.package_data import package_version
-from instructembed.tokenize import Encoded, InstructionTokenizer, load_tokenizer
+from instructembed.tokenize import Encoded, InstructionTokenizer, TokenInfo, load_tokenizer
 
 if TYPE_CHECKING:  # torch is imported only by the torch backend, never by the ONNX path
     from instructembed.model import EmbeddingModel
@@ -302,6 +303,22 @@ class Embedder:
             progress.close()
         return out
 
+    def token_details(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        instruction: str | None = None,
+        prompt_name: str | None = None,
+        add_special_tokens: bool = True,
+        truncate: bool = True,
+    ) -> list[list[TokenInfo]]:
+        """Each row's tokens (id, text, special, character span), as the encoder reads them."""
+        return self.tokenizer.token_details(
+            self._items(inputs, instruction, prompt_name),
+            add_special_tokens=add_special_tokens,
+            truncate=truncate,
+        )
+
     def token_counts(
         self,
         inputs: Iterable[EmbedInput],
@@ -328,6 +345,7 @@ class Embedder:
             if spec.dense is None
             else f"{spec.dense.in_features}->{spec.dense.out_features} ({spec.dense.activation})",
             "normalize": spec.normalize,
+            "matryoshka": declares_matryoshka(spec.root),
             "do_lower_case": spec.do_lower_case,
             "backend": self.backend.name,
             "precision": self.backend.precision,

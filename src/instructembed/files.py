@@ -274,19 +274,27 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial-{os.getpid()}")
 
 
+#: Element types the writers store: float32 (default), and the quantized `vectors_out` precisions.
+WRITER_DTYPES = {"<f4": "float32", "|i1": "int8", "|u1": "uint8"}
+
+
 class NpyWriter:
-    """Appends float32 rows to a .npy file whose header (row count) is fixed up at the end."""
+    """Appends rows (float32, or int8 / uint8 codes) to a .npy file whose header (row count) is
+    fixed up at the end."""
 
     HEADER_BYTES = 128  # magic + version + length + padded dict; multiple of 64 as the format asks
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int, dtype: str = "<f4") -> None:
+        if dtype not in WRITER_DTYPES:
+            raise ValueError(f"NpyWriter writes {', '.join(WRITER_DTYPES)}, not {dtype!r}")
+        self.dtype = dtype
         self.path, self.dimension, self.rows = path, dimension, 0
         self.tmp = _temp_path(path)
         self.f = self.tmp.open("wb")
         self.f.write(self._header(0))
 
     def _header(self, rows: int) -> bytes:
-        text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {self.dimension}), }}"
+        text = f"{{'descr': '{self.dtype}', 'fortran_order': False, 'shape': ({rows}, {self.dimension}), }}"
         body_len = self.HEADER_BYTES - 10
         return (
             b"\x93NUMPY\x01\x00"
@@ -297,7 +305,7 @@ class NpyWriter:
 
     def write(self, ids: list[str | None], vectors: np.ndarray) -> None:
         del ids  # .npy holds vectors only; row order is input order
-        self.f.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.f.write(np.ascontiguousarray(vectors, dtype=self.dtype).tobytes())
         self.rows += len(vectors)
 
     def finish(self) -> None:
@@ -313,9 +321,16 @@ class NpyWriter:
 
 class ParquetWriter:
     """Appends row groups: an `id` column (when the input has ids), any `int_columns` (int64), and
-    `embedding` (list<float32>[D])."""
+    `embedding` (list<float32>[D], or list<int8>/list<uint8> for quantized codes)."""
 
-    def __init__(self, path: Path, dimension: int, with_ids: bool, int_columns: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dimension: int,
+        with_ids: bool,
+        int_columns: tuple[str, ...] = (),
+        dtype: str = "<f4",
+    ) -> None:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -325,7 +340,11 @@ class ParquetWriter:
         self.int_columns = int_columns
         fields = [pa.field("id", pa.string())] if with_ids else []
         fields += [pa.field(name, pa.int64()) for name in int_columns]
-        fields.append(pa.field("embedding", pa.list_(pa.float32(), dimension)))
+        if dtype not in WRITER_DTYPES:
+            raise ValueError(f"ParquetWriter writes {', '.join(WRITER_DTYPES)}, not {dtype!r}")
+        self.dtype = dtype
+        element = {"<f4": pa.float32(), "|i1": pa.int8(), "|u1": pa.uint8()}[dtype]
+        fields.append(pa.field("embedding", pa.list_(element, dimension)))
         self.schema = pa.schema(fields)
         self.tmp = _temp_path(path)
         self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
@@ -334,7 +353,7 @@ class ParquetWriter:
         self, ids: list[str | None], vectors: np.ndarray, ints: dict[str, list[int]] | None = None
     ) -> None:
         pa = self.pa
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=self.dtype).reshape(-1))
         columns = [pa.array(ids, pa.string())] if self.with_ids else []
         columns += [pa.array((ints or {})[name], pa.int64()) for name in self.int_columns]
         columns.append(pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
@@ -355,7 +374,7 @@ class ParquetWriter:
 CHUNK_COLUMNS = ("doc", "chunk", "start", "end")
 
 
-def open_writer(path: Path, dimension: int, with_ids: bool) -> EmbeddingWriter:
+def open_writer(path: Path, dimension: int, with_ids: bool, dtype: str = "<f4") -> EmbeddingWriter:
     if output_format(path) is OutputFormat.NPY:
-        return NpyWriter(path, dimension)
-    return ParquetWriter(path, dimension, with_ids)
+        return NpyWriter(path, dimension, dtype)
+    return ParquetWriter(path, dimension, with_ids, dtype=dtype)

@@ -53,6 +53,18 @@ class Encoded:
             object.__setattr__(self, "n_tokens", len(self.ids))
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """One token as `/tokenize` shows it (TEI's shape): `start`/`stop` are character offsets into the
+    string the encoder reads (instruction + text as INSTRUCTOR joins them), None for special tokens."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
 def join_instruction(item: Item, lower: bool, join: str = INSTRUCTION_JOIN) -> tuple[str, str | None]:
     """Return (encoder input string, instruction as measured or None): stripped as INSTRUCTOR 1.0.1
     builds them, or as given (``prompt + text``) under sentence-transformers' prompts."""
@@ -167,6 +179,27 @@ class InstructionTokenizer:
         if ids and ids[-1] in self._special_ids:
             return str(self._full.id_to_token(ids[-1]))
         return None
+
+    def token_details(
+        self, items: Sequence[Item], *, add_special_tokens: bool = True, truncate: bool = True
+    ) -> list[list[TokenInfo]]:
+        """Each row's tokens with their text and character span (for `/tokenize`); `truncate=False`
+        shows every token, also those the encoder would cut."""
+        joined = [join_instruction(item, self.do_lower_case, self.join)[0] for item in items]
+        tokenizer = self._truncating if truncate else self._full
+        encodings = tokenizer.encode_batch(joined, add_special_tokens=add_special_tokens)
+        out: list[list[TokenInfo]] = []
+        for text, enc in zip(joined, encodings, strict=True):
+            row = []
+            for token_id, token, (start, stop), special in zip(
+                enc.ids, enc.tokens, enc.offsets, enc.special_tokens_mask, strict=True
+            ):
+                if special:
+                    row.append(TokenInfo(int(token_id), token, True, None, None))
+                else:
+                    row.append(TokenInfo(int(token_id), text[start:stop], False, int(start), int(stop)))
+            out.append(row)
+        return out
 
     def token_counts(self, items: Sequence[Item]) -> list[int]:
         """Tokens per row *before* truncation, special tokens included (what a limit check needs)."""

@@ -163,3 +163,45 @@ def test_cli_eval_command(
         app, ["eval", "--tasks", "Nope", "--out", str(out), "--data-dir", str(shared_data)]
     )
     assert bad.exit_code == 1 and "unknown task" in bad.output
+
+
+def test_cli_eval_dimensions_embeds_once_and_scores_each(
+    fake_encoder, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instructembed import embedder
+    from instructembed.eval.encoder import TruncatedEncoder
+    from instructembed.vectors_out import truncate
+
+    fake_encoder.dimension = fake_encoder.dim
+    monkeypatch.setattr(embedder.Embedder, "load", classmethod(lambda cls, name, **kw: fake_encoder))
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("other")(lambda: None)
+    out = tmp_path / "dims"
+    args = [
+        "eval",
+        "-m",
+        "fake",
+        "-t",
+        "STS16",
+        "--limit",
+        "25",
+        "--data-dir",
+        str(shared_data),
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, [*args, "--dimensions", "64", "--dimensions", "8"])
+    assert result.exit_code == 0, result.output
+    full = json.loads((out / "dim-64" / "STS16.json").read_text())
+    short = json.loads((out / "dim-8" / "STS16.json").read_text())
+    assert full["model"] == "fake @64d" and short["model"] == "fake @8d"
+    once = type(fake_encoder)()  # what a single run embeds: the memo made two runs cost one
+    run(once, [get_task("STS16")], data_dir=shared_data, limit=25)
+    assert sum(fake_encoder.calls) == sum(once.calls)
+    # the 8-d run scores exactly what truncating by hand scores
+    direct = run(TruncatedEncoder(once, 8), [get_task("STS16")], data_dir=shared_data, limit=25)
+    assert direct[0].main_score == pytest.approx(short["main_score"])
+    assert truncate(once.embed(["a b c"]), 8).shape == (1, 8)
+    too_big = CliRunner().invoke(app, [*args, "--dimensions", "65"])
+    assert too_big.exit_code != 0 and "at most" in too_big.output

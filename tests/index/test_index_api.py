@@ -209,7 +209,7 @@ def test_bad_filters_and_searches_are_refused(
             index.search_vectors(np.zeros((2, 8), np.float32))
 
 
-@pytest.mark.parametrize("kind", [AnnKind.HNSW, AnnKind.IVF])
+@pytest.mark.parametrize("kind", list(AnnKind))
 def test_approximate_index_and_rows_added_after_it(
     tmp_path: Path, short_bert: Embedder, kind: AnnKind
 ) -> None:
@@ -227,6 +227,13 @@ def test_approximate_index_and_rows_added_after_it(
         )
         assert recall >= 0.9
         assert {h.id for row in approx for h in row} & {str(r["id"]) for r in records[50:]}
+        if kind.quantized:  # codes only choose candidates: every score is the exact float one
+            exact_scores = {(i, h.id): h.score for i, row in enumerate(exact) for h in row}
+            for i, row in enumerate(approx):
+                for h in row:
+                    if (i, h.id) in exact_scores:
+                        assert h.score == pytest.approx(exact_scores[(i, h.id)], abs=1e-5)
+            assert "rescored from float" in index.info()["search"]
         index.rebuild()  # "keep": the same kind again, now over every row
         assert index.info()["approximate"]["rows"] == index.info()["vectors"]
         index.rebuild(None)

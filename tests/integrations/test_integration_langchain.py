@@ -123,3 +123,17 @@ def test_server_errors_are_clear(server: str) -> None:
         InstructEmbeddings(base_url=server, embedder=object())
     with pytest.raises(TypeError, match="wrap it in a list"):
         InstructEmbeddings(base_url=server, api_key="s3cret").embed_documents("one string")  # type: ignore[arg-type]
+
+
+def test_dimensions_in_process_and_through_a_server(server: str, minilm: Embedder) -> None:
+    from instructembed.vectors_out import truncate
+
+    want = truncate(expected(minilm, DOCS, DEFAULT_DOCUMENT_INSTRUCTION), 64)
+    local = InstructEmbeddings(embedder=minilm, dimensions=64)
+    remote = InstructEmbeddings(base_url=server, api_key="s3cret", dimensions=64)
+    for emb in (local, remote):
+        got = np.array(emb.embed_documents(DOCS), dtype=np.float32)
+        assert got.shape == (len(DOCS), 64)
+        assert_vectors_close(got, want)
+    with pytest.raises(ValueError, match="384"):
+        InstructEmbeddings(embedder=minilm, dimensions=385)

@@ -20,6 +20,15 @@ class FakeRow:
     n_tokens: int
 
 
+@dataclass(frozen=True)
+class FakeToken:
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
+
+
 class FakeEmbedder:
     """Deterministic: each row depends only on its own (instruction, text), like the real thing.
 
@@ -97,6 +106,38 @@ class FakeEmbedder:
             return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dimension)
         finally:
             self._leave("embed_tokenized")
+
+    def token_details(
+        self,
+        inputs: Sequence[str | tuple[str, str]],
+        *,
+        add_special_tokens: bool = True,
+        truncate: bool = True,
+    ) -> list[list[FakeToken]]:
+        """Words as tokens (instruction words first), [CLS]/[SEP] around them, like a BERT tokenizer."""
+        self._enter("tokenize")  # runs in the tokenizer thread, never beside tokenize
+        try:
+            rows = []
+            for item in inputs:
+                instr, text = self._pair(item)
+                joined = f"{instr} {text}" if instr else text
+                words, position = [], 0
+                for word in joined.split():
+                    start = joined.index(word, position)
+                    position = start + len(word)
+                    words.append(FakeToken(len(word), word, False, start, position))
+                if truncate:
+                    words = words[: self.max_seq_length - (2 if add_special_tokens else 0)]
+                if add_special_tokens:
+                    words = [
+                        FakeToken(101, "[CLS]", True, None, None),
+                        *words,
+                        FakeToken(102, "[SEP]", True, None, None),
+                    ]
+                rows.append(words)
+            return rows
+        finally:
+            self._leave("tokenize")
 
     def embed(self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None) -> np.ndarray:
         """The vectors the server should return for `inputs` (tests compare against these)."""

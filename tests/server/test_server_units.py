@@ -15,7 +15,8 @@ from instructembed.server.errors import ErrorKind, ServerError, param_from_loc
 from instructembed.server.metrics import ServerMetrics
 from instructembed.server.schemas import ServedItem, parse_items
 from instructembed.server.settings import ServerSettings
-from instructembed.server.vectors import from_base64, l2_normalize, to_base64, truncate_dimensions
+from instructembed.server.vectors import from_base64, l2_normalize, to_base64
+from instructembed.vectors_out import truncate
 
 
 @pytest.mark.parametrize(
@@ -46,10 +47,10 @@ def test_vector_helpers_match_naive_loops() -> None:
         norm = math.sqrt(sum(float(x) ** 2 for x in row))
         expected = [float(x) / norm for x in row] if norm else [0.0] * len(row)
         np.testing.assert_allclose(out, expected, rtol=1e-6)
-    cut = truncate_dimensions(vectors, 3, renormalize=True)
+    cut = truncate(vectors, 3, renormalize=True)
     assert cut.shape == (5, 3) and cut.flags["C_CONTIGUOUS"]
     np.testing.assert_allclose(cut[0], vectors[0, :3] / np.linalg.norm(vectors[0, :3]), rtol=1e-6)
-    np.testing.assert_array_equal(truncate_dimensions(vectors, 3, renormalize=False), vectors[:, :3])
+    np.testing.assert_array_equal(truncate(vectors, 3, renormalize=False), vectors[:, :3])
     np.testing.assert_array_equal(vectors, before)  # inputs untouched
     np.testing.assert_array_equal(from_base64(to_base64(vectors[1])), vectors[1])
 

@@ -75,6 +75,16 @@ def eval_command(
             help="Reuse finished task results in --out.",
         ),
     ] = True,
+    dimensions: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--dimensions",
+            envvar="INSTRUCTEMBED_EVAL_DIMENSIONS",
+            min=1,
+            help="Score vectors truncated to D coordinates and renormalized (repeatable: each text is "
+            "embedded once, results go to OUT/dim-D/).",
+        ),
+    ] = None,
     backend: BackendOpt = None,
     quantize: QuantizeOpt = None,
     dtype: DtypeOpt = None,
@@ -94,30 +104,46 @@ def eval_command(
             typer.echo(f"{task.name:30} {task.type.value:20} {task.description}")
         return
     from instructembed.embedder import Embedder
+    from instructembed.eval.encoder import Encoder, MemoEncoder, TruncatedEncoder
 
     selected = resolve_tasks(tasks)
-    encoder = Embedder.load(model, backend=backend, quantize=quantize, dtype=dtype)
+    loaded = Embedder.load(model, backend=backend, quantize=quantize, dtype=dtype)
+    described = _describe(model, _backend_name(loaded, backend), quantize, dtype)
+    for d in dimensions or []:
+        if d > loaded.dimension:
+            raise typer.BadParameter(
+                f"--dimensions {d} is more than {model}'s {loaded.dimension}; ask for at most that"
+            )
 
     def show(result: TaskResult) -> None:
         typer.echo(
             f"{result.task:30} {result.main_score_name:16} {result.main_score:6.2f}   {result.wall_time_s:7.1f}s"
         )
 
-    results = run(
-        encoder,
-        selected,
-        data_dir=data_dir,
-        instructions=instructions,
-        limit=limit,
-        model_name=_describe(model, _backend_name(encoder, backend), quantize, dtype),
-        out_dir=out,
-        command=shlex.join(["instructembed", *sys.argv[1:]]),
-        on_result=show,
-        resume=resume,
+    shared = MemoEncoder(loaded) if dimensions else None
+    runs: list[tuple[Encoder, str, Path]] = (
+        [(loaded, described, out)]
+        if not dimensions
+        else [(TruncatedEncoder(shared, d), f"{described} @{d}d", out / f"dim-{d}") for d in dimensions]  # type: ignore[arg-type]
     )
-    md, png = write_summary(results, out)
-    total = sum(r.wall_time_s for r in results)
-    typer.echo(f"{len(results)} task(s), {total:.1f}s; summary: {md}, chart: {png}")
+    for encoder, name, folder in runs:
+        if dimensions:
+            typer.echo(f"--- {name} -> {folder}")
+        results = run(
+            encoder,
+            selected,
+            data_dir=data_dir,
+            instructions=instructions,
+            limit=limit,
+            model_name=name,
+            out_dir=folder,
+            command=shlex.join(["instructembed", *sys.argv[1:]]),
+            on_result=show,
+            resume=resume,
+        )
+        md, png = write_summary(results, folder)
+        total = sum(r.wall_time_s for r in results)
+        typer.echo(f"{len(results)} task(s), {total:.1f}s; summary: {md}, chart: {png}")
 
 
 def _backend_name(encoder: object, asked: str | None) -> str:

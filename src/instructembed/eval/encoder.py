@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["CachingEncoder", "Encoder", "cosine_matrix", "normalize_rows"]
+__all__ = ["CachingEncoder", "Encoder", "MemoEncoder", "TruncatedEncoder", "cosine_matrix", "normalize_rows"]
 
 
 @runtime_checkable
@@ -59,6 +59,46 @@ class CachingEncoder:
             dim = next(iter(self._cache.values())).shape[0] if self._cache else 0
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack([self._cache[key] for key in keys])  # (N, D)
+
+
+class MemoEncoder:
+    """Remember every row `encoder` returned, across tasks and runs (`eval --dimensions 384 256 ...`
+    embeds each text once and scores every dimension from the same vectors)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self._encoder = encoder
+        self._cache: dict[str | tuple[str, str], np.ndarray] = {}
+
+    def embed(self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None) -> np.ndarray:
+        keys = [_key(text, instruction) for text in inputs]
+        missing = list(dict.fromkeys(key for key in keys if key not in self._cache))
+        if missing:
+            vectors = np.asarray(self._encoder.embed(missing), dtype=np.float32)  # (M, D)
+            for key, row in zip(missing, vectors, strict=True):
+                self._cache[key] = row
+        if not keys:
+            return np.asarray(self._encoder.embed([]), dtype=np.float32)
+        return np.stack([self._cache[key] for key in keys])  # (N, D)
+
+
+def _key(text: str | tuple[str, str], instruction: str | None) -> str | tuple[str, str]:
+    if isinstance(text, str):
+        return text if instruction is None else (instruction, text)
+    return (text[0], text[1])
+
+
+class TruncatedEncoder:
+    """`encoder`'s vectors cut to their first `dimensions` coordinates and renormalized
+    (`vectors_out.truncate`): what a client asking for `dimensions` gets."""
+
+    def __init__(self, encoder: Encoder, dimensions: int) -> None:
+        self._encoder = encoder
+        self.dimensions = dimensions
+
+    def embed(self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None) -> np.ndarray:
+        from instructembed.vectors_out import truncate
+
+        return truncate(self._encoder.embed(inputs, instruction=instruction), self.dimensions)
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:

@@ -159,6 +159,14 @@ def build_command(
             envvar="INSTRUCTEMBED_APPROXIMATE", help="Also build an approximate index (large corpora)."
         ),
     ] = None,
+    vectors: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_VECTORS",
+            help="What search holds in RAM: float32 (the memory-mapped rows), int8 (1 byte per "
+            "dimension) or binary (1 bit); int8 and binary rescore candidates from the float rows.",
+        ),
+    ] = "float32",
     commit_every: CommitOpt = 1024,
     overwrite: Annotated[
         bool, typer.Option(help="Delete an existing index at --out and start over.")
@@ -174,6 +182,7 @@ def build_command(
 ) -> None:
     """Embed every record of INPUT into a new index at OUT, or continue one that was interrupted."""
     setup_logging(verbose)
+    approximate = _search_kind(vectors, approximate)
     stream, total = _records(input, format, id_field, text_field, metadata_field)
     from instructembed.embedder import Embedder
     from instructembed.index.core import Index, remove_index
@@ -227,6 +236,20 @@ def build_command(
             index.rebuild(AnnSettings(kind=approximate))
         index.record_build({**source, "records": total, "complete": True})
         typer.echo(_summary(report, index), err=True)
+
+
+def _search_kind(vectors: str, approximate: AnnKind | None) -> AnnKind | None:
+    """`--vectors int8|binary` is a compressed search structure of its own; float32 leaves `--approximate`."""
+    if vectors not in ("float32", "int8", "binary"):
+        raise typer.BadParameter(f"--vectors must be float32, int8 or binary, got {vectors!r}")
+    if vectors == "float32":
+        return approximate
+    if approximate is not None and approximate.value != vectors:
+        raise typer.BadParameter(
+            f"--vectors {vectors} and --approximate {approximate.value} are two search structures; "
+            "choose one (int8/binary already search all rows, then rescore from the float vectors)"
+        )
+    return AnnKind(vectors)
 
 
 @index_app.command("add")
@@ -410,7 +433,10 @@ def info_command(
 def rebuild_command(
     path: DirArg,
     approximate: Annotated[
-        str, typer.Option(help="hnsw, ivf, none (exact search only) or keep (the kind it has).")
+        str,
+        typer.Option(
+            help="hnsw, ivf, int8, binary (codes + float rescoring), none (exact only) or keep (the kind it has)."
+        ),
     ] = "keep",
     compact: Annotated[bool, typer.Option(help="Reclaim the rows of replaced and deleted documents.")] = True,
     nlist: Annotated[int | None, typer.Option(min=1, help="IVF lists (default 4 x sqrt(vectors)).")] = None,
@@ -426,7 +452,9 @@ def rebuild_command(
         try:
             settings = AnnSettings(kind=AnnKind(approximate), nlist=nlist, hnsw_m=hnsw_m)
         except ValueError:
-            raise ValueError(f"--approximate must be hnsw, ivf, none or keep, got {approximate!r}") from None
+            raise ValueError(
+                f"--approximate must be hnsw, ivf, int8, binary, none or keep, got {approximate!r}"
+            ) from None
     with Index.open(path) as index:
         done = index.rebuild(settings)  # type: ignore[arg-type]
         typer.echo(

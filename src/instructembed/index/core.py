@@ -530,9 +530,10 @@ class Index:
             return (lambda q, kf: ann.exact_search(rows, q, kf)), meta.slots
         described = meta.ann
         if self._ann is None or self._ann[0] != described["file"]:
+            kind = ann.AnnKind(described["settings"]["kind"])
             self._ann = (
                 described["file"],
-                ann.load_ann(self.path / described["file"], int(described["rows"])),
+                ann.load_ann(self.path / described["file"], int(described["rows"]), kind),
             )
         index, settings, covered = (
             self._ann[1],
@@ -542,7 +543,11 @@ class Index:
         tail = rows[covered:]
 
         def fetch(q: np.ndarray, kf: int) -> tuple[np.ndarray, np.ndarray]:
-            parts = [ann.ann_search(index, settings, q, kf)]
+            if settings.kind.quantized:  # codes find candidates; the float rows decide
+                _, candidates = ann.ann_search(index, settings, q, kf * settings.rescore)
+                parts = [ann.rescore(rows, q, candidates, kf)]
+            else:
+                parts = [ann.ann_search(index, settings, q, kf)]
             if len(tail):
                 scores, found = ann.exact_search(tail, q, kf)
                 parts.append((scores, found + covered))
@@ -565,10 +570,7 @@ class Index:
             "truncated_documents": truncated,
             "dimension": meta.dimension,
             "commit": meta.commit,
-            "search": "exact"
-            if not meta.ann
-            else f"approximate ({meta.ann['settings']['kind']}) + exact over "
-            f"{meta.slots - int(meta.ann['rows'])} newer vectors",
+            "search": ann.describe_search(meta.ann, meta.slots),
             "approximate": meta.ann,
             "stores_text": meta.store_text,
             "fingerprint": self.fingerprint.to_json(),

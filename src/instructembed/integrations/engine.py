@@ -73,18 +73,27 @@ class LocalEngine:
     """An `Embedder` in this process; one call embeds at a time (tokenizers are not thread-safe),
     and the async form runs it in a worker thread so the event loop keeps serving."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, dimensions: int | None = None) -> None:
         self.embedder = embedder
         self._lock = threading.Lock()
+        if dimensions is not None and not 1 <= dimensions <= embedder.dimension:
+            raise ValueError(f"dimensions is {dimensions}; this model's embeddings have {embedder.dimension}")
+        #: keep the first `dimensions` coordinates, renormalized (`vectors_out.truncate`), as a server would
+        self.dimensions = dimensions
 
     @property
     def dimension(self) -> int:
-        return self.embedder.dimension
+        return self.dimensions or self.embedder.dimension
 
     def embed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
         texts = _check_texts(texts)
         with self._lock:  # (N, D) float32, rows in input order; Embedder batches by token budget
-            return self.embedder.embed([(instruction, text) for text in texts])
+            vectors = self.embedder.embed([(instruction, text) for text in texts])
+        if self.dimensions is not None and self.dimensions < vectors.shape[1]:
+            from instructembed.vectors_out import truncate
+
+            vectors = truncate(vectors, self.dimensions, renormalize=self.embedder.normalized)
+        return vectors
 
     async def aembed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
         return await asyncio.to_thread(self.embed, texts, instruction)
@@ -110,6 +119,7 @@ class RemoteEngine:
         batch_size: int = DEFAULT_REMOTE_BATCH,
         timeout: float = 60.0,
         max_retries: int = 2,
+        dimensions: int | None = None,
     ) -> None:
         try:
             import openai
@@ -131,6 +141,7 @@ class RemoteEngine:
         self.batch_size = batch_size
         self.root = base[: -len("/v1")]
         self._prompts: dict[str, str] | None = None
+        self.dimensions = dimensions  # sent as OpenAI's `dimensions`: the server truncates
 
     def instruction_for(self, role: str, given: str | None) -> str:
         """`given`, or the served model's declared prompt for `role` (its GET /info, asked once), or
@@ -144,7 +155,14 @@ class RemoteEngine:
         return role_instruction(self._prompts, role)
 
     def _request(self, texts: list[str], instruction: str) -> dict[str, Any]:
-        return {"model": self.model, "input": texts, "extra_body": {"instruction": instruction}}
+        request: dict[str, Any] = {
+            "model": self.model,
+            "input": texts,
+            "extra_body": {"instruction": instruction},
+        }
+        if self.dimensions is not None:
+            request["dimensions"] = self.dimensions
+        return request
 
     def embed(self, texts: Sequence[str], instruction: str) -> np.ndarray:
         texts = _check_texts(texts)
@@ -172,15 +190,21 @@ def make_engine(
     api_key: str | None = None,
     batch_size: int = DEFAULT_REMOTE_BATCH,
     timeout: float = 60.0,
+    dimensions: int | None = None,
 ) -> LocalEngine | RemoteEngine:
     """`embedder` (already loaded) or `base_url` (a server) or else load `options.model` here."""
     if embedder is not None and base_url is not None:
         raise ValueError("give either embedder= (in process) or base_url= (a server), not both")
     if base_url is not None:
         return RemoteEngine(
-            base_url, api_key=api_key, model=options.model, batch_size=batch_size, timeout=timeout
+            base_url,
+            api_key=api_key,
+            model=options.model,
+            batch_size=batch_size,
+            timeout=timeout,
+            dimensions=dimensions,
         )
-    return LocalEngine(embedder if embedder is not None else options.load())
+    return LocalEngine(embedder if embedder is not None else options.load(), dimensions)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

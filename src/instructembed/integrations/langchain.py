@@ -58,6 +58,8 @@ class InstructEmbeddings(BaseModel, Embeddings):
     api_key: SecretStr | None = None
     batch_size: int = Field(default=DEFAULT_REMOTE_BATCH, ge=1, le=2048)
     timeout: float = Field(default=60.0, gt=0)
+    #: as langchain-openai's `OpenAIEmbeddings(dimensions=...)`: the first D coordinates, renormalized
+    dimensions: int | None = Field(default=None, ge=1)
     embedder: Any = Field(default=None, exclude=True, repr=False)
 
     _engine: LocalEngine | RemoteEngine = PrivateAttr()
@@ -86,6 +88,7 @@ class InstructEmbeddings(BaseModel, Embeddings):
             api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
             batch_size=self.batch_size,
             timeout=self.timeout,
+            dimensions=self.dimensions,
         )
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from instructembed.server.batcher import EmbedderLike
 from instructembed.server.errors import install_handlers
 from instructembed.server.metrics import MetricsMiddleware, ServerMetrics
 from instructembed.server.playground_routes import playground_router
+from instructembed.server.rerank_routes import rerank_router
 from instructembed.server.routes import embeddings_router, ops_router
 from instructembed.server.search_routes import search_router
 from instructembed.server.service import ServerState
@@ -27,41 +28,63 @@ EmbedderSource = EmbedderLike | Callable[[], EmbedderLike]
 
 
 def create_app(
-    embedder: EmbedderSource, settings: ServerSettings | None = None, *, index: str | Path | Any = None
+    embedder: EmbedderSource | Mapping[str, EmbedderSource],
+    settings: ServerSettings | None = None,
+    *,
+    index: str | Path | Any = None,
 ) -> FastAPI:
-    """Build the app around a loaded embedder, or a zero-argument function that loads one.
+    """Build the app around a loaded embedder, or a zero-argument function that loads one; or around
+    several, as a mapping of served name -> embedder or loader (the first is the default model).
 
-    A loader runs in a thread during startup (uvicorn answers nothing until it returns); the queue
-    drains on shutdown. `index` (a directory, or an opened `instructembed.index.Index`) adds
-    POST /v1/search; it is opened with the loaded embedder, which must match its fingerprint.
+    A loader runs in a thread during startup (uvicorn answers nothing until it returns); the queues
+    drain on shutdown. Each model has its own queue, model thread and tokenizer thread under the same
+    limits; a request's `model` picks one (unknown: 404). `index` (a directory, or an opened
+    `instructembed.index.Index`) adds POST /v1/search over the default model; it is opened with that
+    embedder, which must match its fingerprint.
     """
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
+    sources: dict[str | None, EmbedderSource] = (
+        dict(embedder.items()) if isinstance(embedder, Mapping) else {None: embedder}
+    )
+    if not sources:
+        raise ValueError("create_app needs at least one embedder")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if hasattr(embedder, "embed_tokenized"):
-            loaded: EmbedderLike = embedder  # type: ignore[assignment]
-        else:
-            loaded = await asyncio.to_thread(embedder)  # type: ignore[operator]
-        served = await asyncio.to_thread(_open_index, index, loaded) if index is not None else None
-        state = ServerState(loaded, settings, metrics, served)
-        state.batcher.start()
-        app.state.server = state
-        logger.info(
-            "serving %s (dimension %d, max %d tokens) on the embedding routes",
-            state.model_name,
-            loaded.dimension,
-            loaded.max_seq_length,
-        )
-        if settings.playground:
-            logger.info("playground page at /playground/ (turn it off with --no-playground)")
+        states: dict[str, ServerState] = {}
         try:
+            for position, (name, source) in enumerate(sources.items()):
+                loaded = await asyncio.to_thread(_load, source)
+                served = None
+                if position == 0 and index is not None:
+                    served = await asyncio.to_thread(_open_index, index, loaded)
+                state = ServerState(loaded, settings, metrics, served, name=name)
+                if state.model_name in states:
+                    raise ValueError(f"two models are served as {state.model_name!r}; give each its own name")
+                state.batcher.start()
+                states[state.model_name] = state
+                logger.info(
+                    "serving %s (dimension %d, max %d tokens) on the embedding routes",
+                    state.model_name,
+                    loaded.dimension,
+                    loaded.max_seq_length,
+                )
+            app.state.models = states
+            app.state.server = next(iter(states.values()))
+            if settings.playground:
+                logger.info("playground page at /playground/ (turn it off with --no-playground)")
             yield
         finally:
-            logger.info("shutting down: draining %d queued inputs", state.batcher.pending_items)
-            await state.close()
             app.state.server = None
+            app.state.models = {}
+            for state in states.values():
+                logger.info(
+                    "shutting down %s: draining %d queued inputs",
+                    state.model_name,
+                    state.batcher.pending_items,
+                )
+                await state.close()
 
     app = FastAPI(
         title="instructembed",
@@ -71,14 +94,22 @@ def create_app(
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.server = None
+    app.state.models = {}
     install_handlers(app)
     app.include_router(embeddings_router)
+    app.include_router(rerank_router)
     app.include_router(search_router)
     app.include_router(ops_router)
     if settings.playground:
         app.include_router(playground_router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _load(source: EmbedderSource) -> EmbedderLike:
+    if hasattr(source, "embed_tokenized"):
+        return source  # type: ignore[return-value]
+    return source()  # type: ignore[operator,no-any-return]
 
 
 def _open_index(index: str | Path | Any, embedder: EmbedderLike) -> Any:

@@ -86,6 +86,13 @@ class ModelRunner:
     async def tokenize(self, inputs: list[EmbedInput]) -> list[TokenizedRow]:
         return await _in(self._counter, lambda: list(self.embedder.tokenize(inputs)))
 
+    async def token_details(self, inputs: list[EmbedInput], **options: bool) -> list[Any]:
+        """`Embedder.token_details` in the tokenizer thread (for POST /tokenize)."""
+        details = getattr(self.embedder, "token_details", None)
+        if details is None:
+            raise ServerError(ErrorKind.NOT_FOUND, "this model cannot show its tokens (no token_details)")
+        return await _in(self._counter, lambda: list(details(inputs, **options)))
+
     def close(self) -> None:
         self._counter.shutdown(wait=True)
         self._model.shutdown(wait=True)
@@ -191,7 +198,7 @@ class Batcher:
         self._jobs.append(job)
         self._pending_items += len(items)
         self._pending_tokens += sum(costs)
-        self.metrics.queue_items.set(self._pending_items)
+        self.metrics.queue_items.inc(len(items))  # by deltas: several models' queues add up
         self._wakeup.set()
         return job
 
@@ -209,7 +216,7 @@ class Batcher:
         self._pending_items -= count
         self._pending_tokens -= sum(job.costs[job.next_item : job.next_item + count])
         job.next_item += count
-        self.metrics.queue_items.set(self._pending_items)
+        self.metrics.queue_items.dec(count)
 
     async def close(self) -> None:
         """Stop taking work and finish what is queued (up to `drain_timeout_s`)."""

@@ -21,12 +21,14 @@ logger = logging.getLogger(__name__)
 
 def serve_command(
     model: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--model",
             "-m",
             envvar="INSTRUCTEMBED_MODEL",
-            help="Packaged model name, local directory or hub id (default with --index: the index's).",
+            help="Packaged model name, local directory or hub id (default with --index: the index's). "
+            "Repeat to serve several, each with its own queue, routed by the request's `model`; "
+            "NAME=MODEL serves MODEL as NAME.",
         ),
     ] = None,
     index: Annotated[
@@ -112,10 +114,24 @@ def serve_command(
             help="Serve the playground page at /playground/ (static files from the package).",
         ),
     ] = True,
+    rerank_query_instruction: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_RERANK_QUERY_INSTRUCTION",
+            help="Query instruction of /rerank and /v1/rerank ('' for none).",
+        ),
+    ] = ServerSettings.rerank_query_instruction,
+    rerank_document_instruction: Annotated[
+        str,
+        typer.Option(
+            envvar="INSTRUCTEMBED_RERANK_DOCUMENT_INSTRUCTION",
+            help="Document instruction of /rerank and /v1/rerank ('' for none).",
+        ),
+    ] = ServerSettings.rerank_document_instruction,
     log_level: Annotated[str, typer.Option(envvar="INSTRUCTEMBED_LOG_LEVEL")] = "info",
 ) -> None:
-    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /health, /info, /metrics,
-    and a playground page at /playground/."""
+    """Serve a model over HTTP: OpenAI-compatible /v1/embeddings, /embed, /rerank, /v1/rerank,
+    /tokenize, /health, /info, /metrics, and a playground page at /playground/."""
     try:
         import uvicorn
 
@@ -138,6 +154,8 @@ def serve_command(
             served_model_name=served_model_name,
             max_search_k=max_search_k,
             playground=playground,
+            rerank_query_instruction=rerank_query_instruction,
+            rerank_document_instruction=rerank_document_instruction,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -159,13 +177,15 @@ def serve_command(
         options["quantize"] = quantize
     if dtype is not None:
         options["dtype"] = dtype
+    models = list(model or [])
     if index is not None:
         recorded = _index_model(index)  # fails fast on a missing or damaged index, before any model loads
-        if model is None:  # the model the index was built with, loaded as it was (flags given still win)
-            model = recorded.model
+        if not models:  # the model the index was built with, loaded as it was (flags given still win)
+            models = [recorded.model]
             options.update({k: v for k, v in recorded.load_options().items() if options.get(k) is None})
-    if model is None:
+    if not models:
         raise typer.BadParameter("give --model (or --index, to serve the model an index was built with)")
+    named = _served_names(models, served_model_name)
 
     from instructembed.embedder import Embedder
 
@@ -181,13 +201,33 @@ def serve_command(
             "drop the option or upgrade / install the extra that provides it (e.g. [onnx])"
         )
 
-    chosen = model
+    def loader(chosen: str) -> Any:
+        return lambda: Embedder.load(chosen, **options)
 
-    def load() -> Any:
-        return Embedder.load(chosen, **options)
-
-    app = create_app(load, settings, index=index)
+    source: Any = (
+        loader(models[0]) if len(models) == 1 else {name: loader(path) for name, path in named.items()}
+    )
+    app = create_app(source, settings, index=index)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=60)
+
+
+def _served_names(models: list[str], served_model_name: str | None) -> dict[str, str]:
+    """Served name -> model to load, from `--model` values (`NAME=MODEL`, or MODEL served as itself)."""
+    if len(models) > 1 and served_model_name is not None:
+        raise typer.BadParameter(
+            "--served-model-name names one model; with several, write --model NAME=MODEL"
+        )
+    named: dict[str, str] = {}
+    for value in models:
+        name, sep, path = value.partition("=")
+        if not sep or len(models) == 1:
+            name, path = value, value
+        if not name or not path:
+            raise typer.BadParameter(f"--model {value!r}: write MODEL or NAME=MODEL")
+        if name in named:
+            raise typer.BadParameter(f"two models would be served as {name!r}; name them with NAME=MODEL")
+        named[name] = path
+    return named
 
 
 def _index_model(path: Path) -> Any:

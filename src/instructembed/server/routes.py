@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,8 @@ from instructembed.server.schemas import (
     validate_model,
 )
 from instructembed.server.service import ServerState, read_body
-from instructembed.server.vectors import l2_normalize, to_base64, truncate_dimensions
+from instructembed.server.vectors import l2_normalize, to_base64
+from instructembed.vectors_out import Precision, quantize, truncate
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 503)
@@ -47,6 +49,22 @@ def get_state(request: Request) -> ServerState:
     return state
 
 
+def pick_model(request: Request, name: str | None) -> ServerState:
+    """The model a request's `model` names. One model served: any name is accepted and the served
+    name echoed (OpenAI clients send names of their own). Several: None is the first; a name not
+    served is 404."""
+    models: dict[str, ServerState] = getattr(request.app.state, "models", {}) or {}
+    if len(models) <= 1 or name is None:
+        return get_state(request)
+    if name not in models:
+        raise ServerError(
+            ErrorKind.NOT_FOUND,
+            f"the model {name!r} is not served here; GET /v1/models lists {', '.join(models)}",
+            param="model",
+        )
+    return models[name]
+
+
 def _json(payload: object) -> Response:
     return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
 
@@ -64,8 +82,8 @@ async def _read_json(request: Request, state: ServerState) -> dict[str, Any]:
 )
 async def create_embeddings(request: Request) -> Response:
     """OpenAI-compatible embeddings, with an optional `instruction` and `{instruction, text}` items."""
-    state = get_state(request)
-    body = validate_model(EmbeddingsRequest, await _read_json(request, state))
+    body = validate_model(EmbeddingsRequest, await _read_json(request, get_state(request)))
+    state = pick_model(request, body.model)
     dimension = state.embedder.dimension
     if body.dimensions is not None and body.dimensions > dimension:
         raise ServerError(
@@ -82,7 +100,11 @@ async def create_embeddings(request: Request) -> Response:
     )
     vectors, tokens = await state.embed(request, items)  # (N, D)
     if body.dimensions is not None and body.dimensions < dimension:
-        vectors = truncate_dimensions(vectors, body.dimensions, renormalize=state.embedder.normalized)
+        vectors = truncate(vectors, body.dimensions, renormalize=state.embedder.normalized)  # (N, d)
+    precision = Precision(body.embedding_dtype)
+    if precision is not Precision.FLOAT32:
+        ranges = await state.quantization_ranges(vectors.shape[1]) if precision.needs_ranges else None
+        vectors = quantize(vectors, precision, ranges)  # (N, d) int8/uint8, or (N, ceil(d/8)) packed
     rows: list[Any] = (
         [to_base64(row) for row in vectors] if body.encoding_format == "base64" else vectors.tolist()
     )
@@ -101,8 +123,8 @@ async def create_embeddings(request: Request) -> Response:
 )
 async def embed(request: Request) -> Response:
     """Compact form: `{"inputs": [...], "instruction": ..., "normalize": true}` -> `[[...], ...]`."""
-    state = get_state(request)
-    body = validate_model(EmbedRequest, await _read_json(request, state))
+    body = validate_model(EmbedRequest, await _read_json(request, get_state(request)))
+    state = pick_model(request, body.model)
     if not body.normalize and state.embedder.normalized:
         raise ServerError(
             ErrorKind.VALIDATION,
@@ -125,11 +147,22 @@ async def embed(request: Request) -> Response:
 
 @embeddings_router.get("/v1/models")
 async def list_models(request: Request) -> Response:
-    """OpenAI's model list (some clients call it first): the one model this server serves."""
+    """OpenAI's model list (some clients call it first): every model this server serves."""
     state = get_state(request)
     state.authorize(request)
-    model = {"id": state.model_name, "object": "model", "created": 0, "owned_by": "instructembed"}
-    return _json({"object": "list", "data": [model]})
+    models = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "instructembed"}
+        for name in _models(request)
+    ]
+    return _json({"object": "list", "data": models})
+
+
+def _models(request: Request) -> dict[str, ServerState]:
+    models: dict[str, ServerState] = getattr(request.app.state, "models", {}) or {}
+    if not models:
+        state = get_state(request)
+        return {state.model_name: state}
+    return models
 
 
 @ops_router.get("/health")
@@ -141,21 +174,14 @@ async def health(request: Request) -> Response:
 
 @ops_router.get("/info")
 async def info(request: Request) -> Response:
-    """The model and the limits this server runs with (the API key is never shown)."""
+    """The default model and the limits this server runs with (the API key is never shown); with
+    several models, `models` describes each (its memory and queue included)."""
     state = get_state(request)
-    embedder, settings = state.embedder, state.settings
-    runner = getattr(embedder, "backend", "torch")  # Embedder holds a Backend object with a name
-    backend = getattr(runner, "name", runner)
+    settings = state.settings
+    models = _models(request)
     return _json(
         {
-            "model": state.model_name,
-            "dimension": embedder.dimension,
-            "max_seq_length": embedder.max_seq_length,
-            "normalized": embedder.normalized,
-            "prompts": state.prompts,
-            "default_prompt_name": getattr(getattr(embedder, "spec", None), "default_prompt_name", None),
-            "backend": str(getattr(backend, "value", backend)),
-            "precision": getattr(runner, "precision", None),
+            **_model_info(state),
             "auth": settings.api_key is not None,
             "limits": {
                 "max_body_bytes": settings.max_body_bytes,
@@ -166,10 +192,55 @@ async def info(request: Request) -> Response:
                 "overlong": settings.overlong.value,
                 "max_search_k": settings.max_search_k,
             },
-            "queue_items": state.batcher.pending_items,
             "index": _index_info(state),
+            "models": [_model_info(s) for s in models.values()],
+            "process_rss_bytes": _rss_bytes(),
         }
     )
+
+
+def _model_info(state: ServerState) -> dict[str, Any]:
+    embedder = state.embedder
+    runner = getattr(embedder, "backend", "torch")  # Embedder holds a Backend object with a name
+    backend = getattr(runner, "name", runner)
+    return {
+        "model": state.model_name,
+        "dimension": embedder.dimension,
+        "max_seq_length": embedder.max_seq_length,
+        "normalized": embedder.normalized,
+        "prompts": state.prompts,
+        "default_prompt_name": getattr(getattr(embedder, "spec", None), "default_prompt_name", None),
+        "matryoshka": _matryoshka(embedder),
+        "embedding_dtypes": [p.value for p in Precision],
+        "backend": str(getattr(backend, "value", backend)),
+        "precision": getattr(runner, "precision", None),
+        "weights_bytes": _weights_bytes(embedder),
+        "queue_items": state.batcher.pending_items,
+    }
+
+
+def _weights_bytes(embedder: Any) -> int | None:
+    """Bytes of the model's weights in memory (torch: its parameters and buffers; None: unknown)."""
+    module = getattr(embedder, "model", None)
+    if module is None or not hasattr(module, "parameters"):
+        return None
+    tensors = [*module.parameters(), *module.buffers()]
+    return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+def _rss_bytes() -> int | None:
+    """The server process's resident memory (Linux), all models together."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _matryoshka(embedder: Any) -> bool | None:
+    """Whether the model declares Matryoshka training (None: this embedder cannot say)."""
+    describe = getattr(embedder, "info", None)
+    return describe().get("matryoshka") if callable(describe) else None
 
 
 def _index_info(state: ServerState) -> dict[str, Any] | None:

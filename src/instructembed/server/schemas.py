@@ -41,7 +41,9 @@ class EmbeddingsRequest(BaseModel):
     model_config = _STRICT
 
     input: Any = Field(description="a string, or a list of strings and {instruction, text} objects")
-    model: StrictStr | None = Field(None, max_length=512, description="accepted and echoed back")
+    model: StrictStr | None = Field(
+        None, max_length=512, description="one model served: accepted and echoed back; several: which one"
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(None, ge=1, le=1 << 20)
     user: StrictStr | None = Field(None, max_length=512)
@@ -49,6 +51,11 @@ class EmbeddingsRequest(BaseModel):
     prompt_name: StrictStr | None = Field(None, description="one of the model's declared prompts (/info)")
     input_type: Literal["query", "document"] | None = Field(
         None, description="the model's declared query / document prompt (none if it declares none)"
+    )
+    embedding_dtype: Literal["float32", "int8", "uint8", "binary", "ubinary"] = Field(
+        "float32",
+        description="infinity's field: int8/uint8 (calibrated per dimension), binary/ubinary (packed "
+        "sign bits); base64 then carries the raw bytes of that type",
     )
 
 
@@ -62,6 +69,7 @@ class EmbedRequest(BaseModel):
     prompt_name: StrictStr | None = None  # TEI's field: one of the model's declared prompts
     input_type: Literal["query", "document"] | None = None
     normalize: StrictBool = True
+    model: StrictStr | None = Field(None, max_length=512, description="with several models: which one")
 
 
 class SearchRequest(BaseModel):
@@ -81,6 +89,58 @@ class SearchRequest(BaseModel):
     )
     pool: Literal["max", "mean"] = Field("max", description="a document's score: best chunk or mean")
     exact: StrictBool = Field(False, description="ignore the approximate index")
+
+
+class RerankRequest(BaseModel):
+    """`POST /rerank`: text-embeddings-inference's request, scored by instructed cosine."""
+
+    model_config = _STRICT
+
+    query: Any = Field(description="the query text")
+    texts: Any = Field(description="the texts to rank against the query")
+    truncate: StrictBool | None = Field(
+        None,
+        description="cut over-long texts (true) or refuse them (false); default: the server's --overlong",
+    )
+    truncation_direction: Literal["right", "Right"] = "right"
+    raw_scores: StrictBool = Field(False, description="the cosine itself instead of (1 + cosine) / 2")
+    return_text: StrictBool = False
+    model: StrictStr | None = Field(None, max_length=512)
+    query_instruction: StrictStr | None = Field(None, description="default: the server's ('' for none)")
+    document_instruction: StrictStr | None = Field(None, description="default: the server's ('' for none)")
+
+
+class CohereRerankRequest(BaseModel):
+    """`POST /v1/rerank`: Cohere's request (v1 and v2: documents as strings or {text} objects)."""
+
+    model_config = _STRICT
+
+    query: Any = Field(description="the query text")
+    documents: Any = Field(description="strings, or objects with a `text` field")
+    model: StrictStr | None = Field(None, max_length=512)
+    top_n: StrictInt | None = Field(None, ge=1, description="default: all documents")
+    return_documents: StrictBool = False
+    max_chunks_per_doc: StrictInt | None = Field(
+        None, ge=1, description="accepted; documents are not chunked"
+    )
+    max_tokens_per_doc: StrictInt | None = Field(
+        None, ge=1, description="accepted; the model's limit applies"
+    )
+    query_instruction: StrictStr | None = None
+    document_instruction: StrictStr | None = None
+
+
+class TokenizeRequest(BaseModel):
+    """`POST /tokenize`: text-embeddings-inference's request, plus an optional `instruction`."""
+
+    model_config = _STRICT
+
+    inputs: Any = Field(description="a string or a list of strings")
+    add_special_tokens: StrictBool = True
+    truncate: StrictBool = Field(False, description="show only the tokens the model reads")
+    truncation_direction: Literal["right", "Right"] = "right"
+    instruction: StrictStr | None = None
+    model: StrictStr | None = Field(None, max_length=512)
 
 
 # ---- responses (documentation; the routes write the JSON directly, which is faster) -----------
@@ -124,6 +184,20 @@ class SearchResponse(BaseModel):
     data: list[SearchResult]
     model: str
     usage: Usage
+
+
+class RankedText(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+
+
+class TokenOut(BaseModel):
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
 
 
 class ErrorDetail(BaseModel):

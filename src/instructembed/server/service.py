@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +18,7 @@ from instructembed.server.errors import ErrorKind, ServerError
 from instructembed.server.metrics import ServerMetrics
 from instructembed.server.schemas import ServedItem
 from instructembed.server.settings import OverlongPolicy, ServerSettings
+from instructembed.vectors_out import QuantizationRanges, calibration_inputs, ranges_from_embeddings, truncate
 
 logger = logging.getLogger(__name__)
 
@@ -25,20 +27,29 @@ class ServerState:
     """The loaded model and its queue; one per app, built in the lifespan."""
 
     def __init__(
-        self, embedder: EmbedderLike, settings: ServerSettings, metrics: ServerMetrics, index: Any = None
+        self,
+        embedder: EmbedderLike,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        index: Any = None,
+        *,
+        name: str | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
         self.metrics = metrics
         self.runner = ModelRunner(embedder)
         self.batcher = Batcher(self.runner, settings, metrics)
-        self.model_name = settings.served_model_name or embedder.name
+        #: `name` (several models: the name each is served as), else --served-model-name or the model's
+        self.model_name = name or settings.served_model_name or embedder.name
         #: The model's declared prompts (name -> instruction), for `prompt_name` / `input_type`.
         spec = getattr(embedder, "spec", None)  # a fake embedder in tests may have none
         self.prompts: dict[str, str] = dict(getattr(spec, "prompts", None) or {})
         #: The `instructembed.index.Index` behind POST /v1/search, or None; searched in one thread.
         self.index = index
         self.search_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instructembed-search")
+        self._calibration: np.ndarray | None = None  # the packaged calibration set, embedded on first use
+        self._ranges: dict[int, QuantizationRanges] = {}
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -47,16 +58,37 @@ class ServerState:
         if self.index is not None:
             self.index.close()
 
-    async def embed(self, request: Request, items: list[ServedItem]) -> tuple[np.ndarray, int]:
+    async def quantization_ranges(self, dimensions: int) -> QuantizationRanges:
+        """int8/uint8 ranges for vectors of `dimensions` coordinates: the packaged calibration set
+        embedded once (in the model thread, between batches), then truncated as the request's vectors are."""
+        if dimensions not in self._ranges:
+            if self._calibration is None:
+                rows = await self.runner.tokenize(list(calibration_inputs()))
+                self._calibration = await self.runner.embed(rows)  # (M, D)
+            vectors = self._calibration
+            if dimensions < vectors.shape[1]:
+                vectors = truncate(vectors, dimensions, renormalize=self.embedder.normalized)
+            self._ranges[dimensions] = ranges_from_embeddings(vectors)
+        return self._ranges[dimensions]
+
+    async def embed(
+        self,
+        request: Request,
+        items: list[ServedItem],
+        *,
+        overlong: OverlongPolicy | None = None,
+        param_of: Callable[[int], str] = lambda i: f"input[{i}]",
+    ) -> tuple[np.ndarray, int]:
         """Embed one request's items through the shared queue: (vectors (N, D), prompt tokens).
 
+        `overlong` overrides the server's policy for this request; `param_of` names item i in refusals.
         Watches the connection from the start, so a client that leaves while its items are being
         tokenized never reaches the queue, and one that leaves while queued is dropped from it.
         """
         self.batcher.check_room(len(items))  # a full queue answers 429 before any tokenizing
         gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(request))
         try:
-            rows, costs = await self._tokenize(items)
+            rows, costs = await self._tokenize(items, overlong or self.settings.overlong, param_of)
             if gone.done():
                 self.metrics.dropped_items.inc(len(items))
                 raise ServerError(ErrorKind.CLIENT_GONE, "the client closed the connection")
@@ -75,7 +107,9 @@ class ServerState:
         finally:
             gone.cancel()
 
-    async def _tokenize(self, items: list[ServedItem]) -> tuple[list[Any], list[int]]:
+    async def _tokenize(
+        self, items: list[ServedItem], overlong: OverlongPolicy, param_of: Callable[[int], str]
+    ) -> tuple[list[Any], list[int]]:
         """Tokenized rows and tokens per item after truncation (tokenized once: the model thread
         embeds these rows); refuses over-long items when the policy says so."""
         limit = self.embedder.max_seq_length
@@ -83,14 +117,14 @@ class ServerState:
         if len(rows) != len(items):
             raise RuntimeError(f"tokenize returned {len(rows)} rows for {len(items)} inputs")
         counts = [row.n_tokens for row in rows]
-        if self.settings.overlong is OverlongPolicy.REJECT:
+        if overlong is OverlongPolicy.REJECT:
             for index, count in enumerate(counts):
                 if count > limit:
                     raise ServerError(
                         ErrorKind.VALIDATION,
-                        f"input {index} has {count} tokens; this model takes at most {limit} "
-                        "(this server rejects over-long inputs instead of truncating): shorten it",
-                        param=f"input[{index}]",
+                        f"{param_of(index)} has {count} tokens; this model takes at most {limit} "
+                        "(over-long inputs are refused instead of truncated here): shorten it",
+                        param=param_of(index),
                     )
         return rows, [min(count, limit) for count in counts]
 

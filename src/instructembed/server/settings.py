@@ -23,7 +23,7 @@ class ServerSettings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    #: Bearer token required on /v1/embeddings, /embed and /v1/models; None = no authentication.
+    #: Bearer token required on the embedding, rerank, tokenize and model routes; None = no authentication.
     #: /health, /info and /metrics stay open for probes and scrapers (they reveal no secret).
     api_key: str | None = None
     #: Largest request body accepted, in bytes (413 above it, checked while reading).
@@ -47,6 +47,10 @@ class ServerSettings:
     max_search_k: int = 1000
     #: Serve the playground page at /playground/ (static files shipped in the package).
     playground: bool = True
+    #: Instructions /rerank and /v1/rerank embed the query and the texts with ("" for none); a request's
+    #: `query_instruction` / `document_instruction` override them.
+    rerank_query_instruction: str = "Represent the question for retrieving supporting documents: "
+    rerank_document_instruction: str = "Represent the document for retrieval: "
 
     def __post_init__(self) -> None:
         positive = {

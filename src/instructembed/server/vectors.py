@@ -1,4 +1,5 @@
-"""Pure functions on the embeddings a route returns: Matryoshka truncation, normalization, base64."""
+"""Pure functions on the embeddings a route returns: normalization, base64 (truncation and
+quantization are `instructembed.vectors_out`)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,14 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
 
 
-def truncate_dimensions(vectors: np.ndarray, dimensions: int, *, renormalize: bool) -> np.ndarray:
-    """Keep the first `dimensions` coordinates (OpenAI's `dimensions`), renormalizing if asked.
-
-    This is how Matryoshka-trained models shorten embeddings; for other models it still works but
-    loses more quality per dropped coordinate.
-    """
-    out = np.ascontiguousarray(vectors[:, :dimensions], dtype=np.float32)  # (N, d)
-    return l2_normalize(out) if renormalize else out
-
-
 def to_base64(row: np.ndarray) -> str:
-    """One embedding as OpenAI's base64: little-endian float32 bytes."""
-    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
+    """One embedding as base64 of its bytes: OpenAI's little-endian float32 for float rows, one byte
+    per value (or per 8 packed sign bits) for int8 / uint8 / binary / ubinary rows."""
+    array = np.asarray(row)
+    dtype = array.dtype if array.dtype in (np.int8, np.uint8) else np.dtype("<f4")
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def from_base64(text: str) -> np.ndarray:
-    """Inverse of `to_base64` (for clients and tests)."""
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+def from_base64(text: str, dtype: str = "<f4") -> np.ndarray:
+    """Inverse of `to_base64` (for clients and tests); `dtype` "i1" / "u1" for quantized rows."""
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).astype(np.float32 if dtype == "<f4" else dtype)
