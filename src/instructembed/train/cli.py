@@ -83,10 +83,10 @@ def train_command(
     ] = None,
     temperature: Annotated[
         float | None,
-        typer.Option(help="Cosine temperature [0.01].", envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE"),
+        typer.Option(help="Cosine temperature [0.05, the measured recipe; 0.01 collapses instructions].", envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE"),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate [2e-5].", envvar="INSTRUCTEMBED_TRAIN_LR")
+        float | None, typer.Option(help="Peak learning rate [5e-6, the measured recipe].", envvar="INSTRUCTEMBED_TRAIN_LR")
     ] = None,
     warmup_ratio: Annotated[
         float | None,
