@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from instructembed.cli_options import friendly_errors
-from instructembed.train.config import LossKind
+from instructembed.train.config import LossKind, Shape
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,11 @@ def train_command(
         ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="MEDI-format JSONL training file.", envvar="INSTRUCTEMBED_TRAIN_DATA")
+        Path | None,
+        typer.Option(
+            help="Training file: MEDI JSONL, or JSONL/CSV/TSV/parquet in the --shape you give.",
+            envvar="INSTRUCTEMBED_TRAIN_DATA",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -83,10 +87,14 @@ def train_command(
     ] = None,
     temperature: Annotated[
         float | None,
-        typer.Option(help="Cosine temperature [0.05, the measured recipe; 0.01 collapses instructions].", envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE"),
+        typer.Option(
+            help="Cosine temperature [0.05, the measured recipe; 0.01 collapses instructions].",
+            envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE",
+        ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate [5e-6, the measured recipe].", envvar="INSTRUCTEMBED_TRAIN_LR")
+        float | None,
+        typer.Option(help="Peak learning rate [5e-6, the measured recipe].", envvar="INSTRUCTEMBED_TRAIN_LR"),
     ] = None,
     warmup_ratio: Annotated[
         float | None,
@@ -181,6 +189,128 @@ def train_command(
             envvar="INSTRUCTEMBED_TRAIN_EVAL_DEV",
         ),
     ] = None,
+    shape: Annotated[
+        Shape | None,
+        typer.Option(
+            help="What --data (and --eval/--test) rows are: medi, pairs (query, positive), triplets "
+            "(+ negative[s]), scored (text1, text2, score; CoSENT), labelled (text, label) [medi].",
+            envvar="INSTRUCTEMBED_TRAIN_SHAPE",
+        ),
+    ] = None,
+    query_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of the query (scored: text1) [query / text1].",
+            envvar="INSTRUCTEMBED_TRAIN_QUERY_FIELD",
+        ),
+    ] = None,
+    positive_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of the positive (scored: text2) [positive / text2].",
+            envvar="INSTRUCTEMBED_TRAIN_POSITIVE_FIELD",
+        ),
+    ] = None,
+    negative_field: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Column(s) of negatives; repeat for several, or one column holding a list [negative].",
+            envvar="INSTRUCTEMBED_TRAIN_NEGATIVE_FIELD",
+        ),
+    ] = None,
+    score_field: Annotated[
+        str | None,
+        typer.Option(help="Column of the score [score].", envvar="INSTRUCTEMBED_TRAIN_SCORE_FIELD"),
+    ] = None,
+    label_field: Annotated[
+        str | None,
+        typer.Option(help="Column of the label [label].", envvar="INSTRUCTEMBED_TRAIN_LABEL_FIELD"),
+    ] = None,
+    text_field: Annotated[
+        str | None,
+        typer.Option(help="Column of a labelled text [text].", envvar="INSTRUCTEMBED_TRAIN_TEXT_FIELD"),
+    ] = None,
+    query_instruction: Annotated[
+        str | None,
+        typer.Option(
+            help="Instruction for queries (and labelled texts) [none].",
+            envvar="INSTRUCTEMBED_TRAIN_QUERY_INSTRUCTION",
+        ),
+    ] = None,
+    document_instruction: Annotated[
+        str | None,
+        typer.Option(
+            help="Instruction for positives and negatives [none].",
+            envvar="INSTRUCTEMBED_TRAIN_DOCUMENT_INSTRUCTION",
+        ),
+    ] = None,
+    query_instruction_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column holding each row's query instruction.",
+            envvar="INSTRUCTEMBED_TRAIN_QUERY_INSTRUCTION_FIELD",
+        ),
+    ] = None,
+    document_instruction_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column holding each row's document instruction.",
+            envvar="INSTRUCTEMBED_TRAIN_DOCUMENT_INSTRUCTION_FIELD",
+        ),
+    ] = None,
+    datasets: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of several datasets ([[dataset]] path, shape, fields, instructions, weight), "
+            "instead of --data.",
+            envvar="INSTRUCTEMBED_TRAIN_DATASETS",
+        ),
+    ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="Your dev file (same shape and flags as --data): scored before step 1, every --eval-every "
+            "steps and at the end; the saved model is the best step on it (pairs/triplets: nDCG@10; "
+            "scored: Spearman; labelled: probe accuracy).",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL",
+        ),
+    ] = None,
+    eval_corpus: Annotated[
+        Path | None,
+        typer.Option(
+            help="Corpus the --eval/--test queries search (JSONL/CSV/TSV/parquet --corpus-field, or .txt lines).",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL_CORPUS",
+        ),
+    ] = None,
+    corpus_field: Annotated[
+        str | None,
+        typer.Option(help="Text column of --eval-corpus [text].", envvar="INSTRUCTEMBED_TRAIN_CORPUS_FIELD"),
+    ] = None,
+    test_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--test",
+            help="Your test file: scored once, at the end, on the chosen model.",
+            envvar="INSTRUCTEMBED_TRAIN_TEST",
+        ),
+    ] = None,
+    eval_bf16: Annotated[
+        bool | None,
+        typer.Option(
+            "--eval-bf16/--eval-fp32",
+            help="Embed --eval/--test in bfloat16 (faster on CPUs with AMX; base and tuned alike).",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL_BF16",
+        ),
+    ] = None,
+    keep_best: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-best/--keep-last",
+            help="Save the best --eval step's weights (default) or the last step's.",
+            envvar="INSTRUCTEMBED_TRAIN_KEEP_BEST",
+        ),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch.", envvar="INSTRUCTEMBED_TRAIN_THREADS")
     ] = None,
@@ -191,7 +321,11 @@ def train_command(
         ),
     ] = True,
 ) -> None:
-    """Fine-tune an embedder on MEDI-format data with same-task batches and the INSTRUCTOR loss."""
+    """Fine-tune an embedder on your pairs, triplets, scored pairs, labelled texts or MEDI data.
+
+    Defaults are the measured recipe (temperature 0.05, lr 5e-6, warm-up 0.1, batch 32); one task per
+    batch; --eval/--test give a base-vs-tuned table (summary.json, model/README.md).
+    """
     given = dict(locals())  # first statement: exactly the options
     from instructembed.train.config import build_config, load_toml
     from instructembed.train.distributed import init_from_torchrun
@@ -218,11 +352,19 @@ def train_command(
         eval_fn = _dev_fn(cfg.eval_dev, cfg.eval_data_dir or DEFAULT_DATA_DIR, not cfg.no_instructions)
     elif cfg.eval_every:
         eval_fn = _eval_fn(cfg.eval_tasks, cfg.eval_limit, cfg.eval_data_dir or DEFAULT_DATA_DIR)
-    result = train(cfg, resume=resume, dist_info=info, eval_fn=eval_fn)
+    import shlex
+    import sys
+
+    command = "instructembed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = train(cfg, resume=resume, dist_info=info, eval_fn=eval_fn, command=command)
     if info.is_main:
         typer.echo(
             f"trained {result.steps} steps, last loss {result.last_loss:.4f}; model in {result.model_dir}"
         )
+        if result.scores is not None:
+            from instructembed.train.tracking import before_after_table
+
+            typer.echo(before_after_table(result.scores))
     if info.enabled:
         import torch.distributed as dist
 
@@ -288,12 +430,176 @@ def build_medi_command(
     typer.echo(f"wrote {files}; report in {sibling(out, 'report')}")
 
 
+@friendly_errors(
+    interrupted=lambda kw: (
+        f"interrupted; rerun the same command to continue ({kw.get('out')}.partial and "
+        f"{kw.get('out')}.mining keep what was done)"
+    )
+)
+def mine_negatives_command(
+    pairs: Annotated[
+        Path,
+        typer.Option(
+            help="(query, positive) pairs: JSONL/CSV/TSV/parquet.", envvar="INSTRUCTEMBED_MINE_PAIRS"
+        ),
+    ],
+    corpus: Annotated[
+        Path,
+        typer.Option(
+            help="Texts to mine from: JSONL/CSV/TSV/parquet (--corpus-field) or one text per line.",
+            envvar="INSTRUCTEMBED_MINE_CORPUS",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Triplets JSONL for `train --shape triplets`: the pairs' own query and positive columns "
+            "plus negative (a list).",
+            envvar="INSTRUCTEMBED_MINE_OUT",
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option(help="Base model that ranks the corpus.", envvar="INSTRUCTEMBED_MINE_MODEL")
+    ] = "all-MiniLM-L6-v2",
+    query_field: Annotated[
+        str, typer.Option(help="Query column of --pairs.", envvar="INSTRUCTEMBED_MINE_QUERY_FIELD")
+    ] = "query",
+    positive_field: Annotated[
+        str, typer.Option(help="Positive column of --pairs.", envvar="INSTRUCTEMBED_MINE_POSITIVE_FIELD")
+    ] = "positive",
+    corpus_field: Annotated[
+        str, typer.Option(help="Text column of --corpus.", envvar="INSTRUCTEMBED_MINE_CORPUS_FIELD")
+    ] = "text",
+    query_instruction: Annotated[
+        str, typer.Option(help="Instruction for the queries.", envvar="INSTRUCTEMBED_MINE_QUERY_INSTRUCTION")
+    ] = "",
+    document_instruction: Annotated[
+        str,
+        typer.Option(help="Instruction for corpus texts.", envvar="INSTRUCTEMBED_MINE_DOCUMENT_INSTRUCTION"),
+    ] = "",
+    num_negatives: Annotated[
+        int, typer.Option(min=1, help="Negatives per pair.", envvar="INSTRUCTEMBED_MINE_NUM_NEGATIVES")
+    ] = 3,
+    range_min: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Skip this many top candidates (likely unlabelled positives); ranks after the positives.",
+            envvar="INSTRUCTEMBED_MINE_RANGE_MIN",
+        ),
+    ] = 0,
+    range_max: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Consider candidates ranked below this.", envvar="INSTRUCTEMBED_MINE_RANGE_MAX"
+        ),
+    ] = 100,
+    max_score: Annotated[
+        float | None,
+        typer.Option(
+            help="Drop candidates scoring above this cosine.", envvar="INSTRUCTEMBED_MINE_MAX_SCORE"
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            help="Drop candidates scoring below this cosine.", envvar="INSTRUCTEMBED_MINE_MIN_SCORE"
+        ),
+    ] = None,
+    absolute_margin: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep candidates scoring at most (positive's score - this).",
+            envvar="INSTRUCTEMBED_MINE_ABSOLUTE_MARGIN",
+        ),
+    ] = None,
+    relative_margin: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep candidates scoring at most positive's score x (1 - this), e.g. 0.05.",
+            envvar="INSTRUCTEMBED_MINE_RELATIVE_MARGIN",
+        ),
+    ] = None,
+    sampling_strategy: Annotated[
+        str,
+        typer.Option(
+            help="top (the hardest that pass) or random (a seeded draw among them).",
+            envvar="INSTRUCTEMBED_MINE_SAMPLING_STRATEGY",
+        ),
+    ] = "top",
+    seed: Annotated[
+        int, typer.Option(help="Seed for random sampling.", envvar="INSTRUCTEMBED_MINE_SEED")
+    ] = 42,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="float32 or bfloat16 (faster on AMX CPUs).", envvar="INSTRUCTEMBED_MINE_DTYPE"),
+    ] = None,
+    keep_vectors: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the corpus vectors (OUT.mining/) after finishing.",
+            envvar="INSTRUCTEMBED_MINE_KEEP_VECTORS",
+        ),
+    ] = False,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch.", envvar="INSTRUCTEMBED_MINE_THREADS")
+    ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option("--progress/--no-progress", help="Progress bars.", envvar="INSTRUCTEMBED_MINE_PROGRESS"),
+    ] = True,
+) -> None:
+    """Mine hard negatives for (query, positive) pairs from a corpus with the base model (resumable)."""
+    from instructembed.embedder import Embedder
+    from instructembed.train.mining import MiningOptions, Sampling, mine_negatives
+    from instructembed.train.user_data import DatasetSpec, Fields, read_dataset
+    from instructembed.train.user_eval import read_corpus
+
+    try:
+        options = MiningOptions(
+            num_negatives=num_negatives,
+            range_min=range_min,
+            range_max=range_max,
+            max_score=max_score,
+            min_score=min_score,
+            absolute_margin=absolute_margin,
+            relative_margin=relative_margin,
+            sampling=Sampling(sampling_strategy),
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    # validate both files before loading the model
+    spec = DatasetSpec(pairs, Shape.PAIRS, Fields(query=query_field, positive=positive_field))
+    rows = [(e.query.text, e.pos.text) for e in read_dataset(spec).examples]  # type: ignore[union-attr]
+    texts = read_corpus(corpus, corpus_field)
+    embedder = Embedder.load(model, dtype=dtype, threads=threads)
+    report = mine_negatives(
+        embedder,
+        rows,
+        texts,
+        out,
+        options,
+        query_instruction=query_instruction,
+        document_instruction=document_instruction,
+        progress=progress,
+        keep_vectors=keep_vectors,
+        fields=(query_field, positive_field),
+    )
+    typer.echo(
+        f"wrote {report.written} triplets ({report.mean_negatives:.2f} negatives each) to {report.out}; "
+        f"{report.without_negative} of {report.pairs} pairs had no negative under the rules"
+        + (f"; resumed after {report.resumed_pairs} pairs" if report.resumed_pairs else "")
+    )
+
+
 def _standalone() -> typer.Typer:
     """The two commands as their own app (for `python -m instructembed.train.cli` and tests)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True)
     app.command("train")(train_command)
     data = typer.Typer(no_args_is_help=True, help="Training data.")
     data.command("build-medi")(build_medi_command)
+    data.command("mine-negatives")(mine_negatives_command)
     app.add_typer(data, name="data")
     return app
 

@@ -31,10 +31,20 @@ class LossKind(str, Enum):
     IN_BATCH = "in-batch"
 
 
+class Shape(str, Enum):
+    """What the rows of a training file are (readers in user_data.py)."""
+
+    MEDI = "medi"  # {"query": [instr, text], "pos": [...], "neg": [...], "task_name": ...}
+    PAIRS = "pairs"  # (query, positive)
+    TRIPLETS = "triplets"  # (query, positive, negative or a list of negatives)
+    SCORED = "scored"  # (text1, text2, score): CoSENT
+    LABELLED = "labelled"  # (text, label): pairs by nearest same-label text
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: str
-    data: Path
+    data: Path | None  # one training file; or `datasets` (a TOML file of several)
     out: Path
     loss: LossKind = LossKind.INSTRUCTOR
     temperature: float = DEFAULT_TEMPERATURE
@@ -61,6 +71,26 @@ class TrainConfig:
     eval_data_dir: Path | None = None
     eval_dev: Path | None = None  # dev slice of the mixture: evaluate on training tasks' dev data
     progress: bool = True
+    # --- the user's own data (user_data.py): shape, columns, instructions
+    shape: Shape = Shape.MEDI
+    query_field: str | None = None  # None = the shape's default (query / text1)
+    positive_field: str | None = None
+    negative_field: tuple[str, ...] | None = None
+    score_field: str | None = None
+    label_field: str | None = None
+    text_field: str | None = None
+    query_instruction: str = ""
+    document_instruction: str = ""
+    query_instruction_field: str | None = None
+    document_instruction_field: str | None = None
+    datasets: Path | None = None  # TOML: [[dataset]] tables (path, shape, fields, instructions, weight)
+    # --- the user's own held-out data (user_eval.py): dev chooses the checkpoint, test is scored once
+    eval_file: Path | None = None
+    eval_corpus: Path | None = None
+    corpus_field: str = "text"
+    test_file: Path | None = None
+    eval_bf16: bool = False  # embed dev/test in bfloat16 (faster on CPUs with AMX; same for base and tuned)
+    keep_best: bool = True  # the saved model is the best dev checkpoint (with --eval)
 
     def __post_init__(self) -> None:
         checks = [
@@ -79,6 +109,11 @@ class TrainConfig:
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
             (self.log_every >= 1, "log_every must be >= 1"),
             (self.eval_every >= 0, "eval_every must be >= 0"),
+            (
+                (self.data is None) != (self.datasets is None),
+                "give exactly one of --data (one file) or --datasets (a TOML file of several)",
+            ),
+            (self.test_file is None or self.eval_file is not None, "--test needs --eval (dev chooses)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -90,9 +125,11 @@ class TrainConfig:
             value = getattr(self, f.name)
             out[f.name] = (
                 value.value
-                if isinstance(value, LossKind)
+                if isinstance(value, Enum)
                 else str(value)
                 if isinstance(value, Path)
+                else list(value)
+                if isinstance(value, tuple)
                 else value
             )
         return out
@@ -111,12 +148,13 @@ class TrainConfig:
             "eval_data_dir",
             "eval_dev",
             "device",
+            "test_file",
         }
     )
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
-_PATHS = {"data", "out", "eval_data_dir", "eval_dev"}
+_PATHS = {"data", "out", "eval_data_dir", "eval_dev", "datasets", "eval_file", "eval_corpus", "test_file"}
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -142,9 +180,19 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 def build_config(file_options: dict[str, Any], cli_options: dict[str, Any]) -> TrainConfig:
     """Defaults < config file < command line (only options given on the command line, i.e. not None)."""
     merged = {**file_options, **{k: v for k, v in cli_options.items() if v is not None}}
-    for required in ("model", "data", "out"):
+    for required in ("model", "out"):
         if required not in merged:
             raise ValueError(f"--{required} is required (on the command line or in the config file)")
+    if merged.get("data") is None and merged.get("datasets") is None:
+        raise ValueError("--data (one training file) or --datasets (a TOML file of several) is required")
+    merged.setdefault("data", None)
+    if merged.get("negative_field") is not None:
+        value = merged["negative_field"]
+        merged["negative_field"] = (value,) if isinstance(value, str) else tuple(value)
+        if not merged["negative_field"]:
+            merged["negative_field"] = None
+    if "shape" in merged:
+        merged["shape"] = Shape(merged["shape"])
     for key in _PATHS & merged.keys():
         if merged[key] is not None:
             merged[key] = Path(merged[key])
