@@ -6,6 +6,8 @@
   SciFact evaluation joins them, `eval.retrieval.document_text`);
 - train.csv / dev.csv: the 809 training claims (claims_train.csv), one row per (claim, cited
   abstract), split by claim id: a seeded 10 % of the claims with a cited abstract is dev;
+- dev_corpus.jsonl: the abstracts dev claims cite plus a seeded 1,000 others -- a smaller corpus that
+  keeps dev scoring affordable on a shared 2-core CPU (dev only chooses; test uses the whole corpus);
 - test.csv: the 300 claims of claims_validation.csv (BEIR's SciFact test), one row per cited abstract.
 
 The files are written outside the repository (never commit data). Nothing here chooses a setting.
@@ -33,7 +35,9 @@ def _claims(zip_path: Path, member: str) -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-def _write(path: Path, claims: dict[str, tuple[str, list[str]]], ids: list[str], corpus: dict[str, str]) -> int:
+def _write(
+    path: Path, claims: dict[str, tuple[str, list[str]]], ids: list[str], corpus: dict[str, str]
+) -> int:
     n = 0
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
@@ -48,10 +52,13 @@ def _write(path: Path, claims: dict[str, tuple[str, list[str]]], ids: list[str],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--dev-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dev-corpus-others", type=int, default=1000)
     args = parser.parse_args()
     zip_path = args.data_dir / "scifact" / "scifact.zip"
     data = load_scifact(args.data_dir)
@@ -65,6 +72,12 @@ def main() -> None:
     random.Random(args.seed).shuffle(with_docs)
     n_dev = round(args.dev_share * len(with_docs))
     dev_ids, train_ids = sorted(with_docs[:n_dev], key=int), sorted(with_docs[n_dev:], key=int)
+    cited = {d for c in dev_ids for d in train[c][1]}
+    others = sorted(d for d in corpus if d not in cited)
+    keep = cited | set(random.Random(args.seed).sample(others, min(args.dev_corpus_others, len(others))))
+    with (args.out / "dev_corpus.jsonl").open("w", encoding="utf-8") as f:
+        for doc in sorted(keep, key=int):
+            f.write(json.dumps({"id": doc, "text": corpus[doc]}, ensure_ascii=False) + "\n")
     test = _claims(zip_path, "claims_validation.csv")
     test_ids = sorted((c for c in test if test[c][1]), key=int)
     counts = {
@@ -74,6 +87,7 @@ def main() -> None:
         "dev": [len(dev_ids), _write(args.out / "dev.csv", train, dev_ids, corpus)],
         "test": [len(test_ids), _write(args.out / "test.csv", test, test_ids, corpus)],
         "corpus": len(corpus),
+        "dev_corpus": len(keep),
     }
     (args.out / "split.json").write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(counts))

@@ -293,24 +293,24 @@ def train(
         progress.close()
     model.eval()
     model_dir = out / MODEL_DIR
-    scores = None
+    final: dict[str, Any] | None = None
     if info.is_main:
         if tracker is not None:
-            scores = tracker.finish(embedder, step, config.keep_best)
+            final = tracker.finish(embedder, step, config.keep_best)
         if model_dir.exists():  # a resumed run that had already finished once
             import shutil
 
             shutil.rmtree(model_dir)
         embedder.save(model_dir)
         summary = _write_summary(
-            out, config, step, last_loss, time.perf_counter() - began, datasets, examples, info, scores
+            out, config, step, last_loss, time.perf_counter() - began, datasets, examples, info, final
         )
         from instructembed.train.card import write_model_card
 
         write_model_card(model_dir, summary, datasets, command)
         _plot(out)
     barrier(info)
-    return TrainResult(out, model_dir, step, last_loss, time.perf_counter() - began, scores)
+    return TrainResult(out, model_dir, step, last_loss, time.perf_counter() - began, final)
 
 
 def _task_counts(examples: list[MediExample | ScoredExample]) -> dict[str, int]:

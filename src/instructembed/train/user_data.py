@@ -223,6 +223,16 @@ def _contrastive(
     return _rows(spec, skip_bad, parse)
 
 
+def read_pairs(spec: DatasetSpec, *, skip_bad: bool = False) -> list[tuple[str, str]]:
+    """(query, positive) texts of a pairs file, validated (what `data mine-negatives` reads)."""
+    rows, _ = _contrastive(
+        DatasetSpec(spec.path, Shape.PAIRS, spec.fields), spec.fields.resolved(Shape.PAIRS), skip_bad
+    )
+    if not rows:
+        raise InputFileError(f"{spec.path}: no pairs in the file")
+    return [(q.text, p.text) for q, p, _ in rows]
+
+
 def _in_batch_negatives(
     rows: Sequence[tuple[Item, Item, list[Item]]], seed: int, where: Path
 ) -> list[tuple[Item, Item, list[Item]]]:
