@@ -187,7 +187,7 @@ def test_datasets_toml_weights_and_errors(tmp_path: Path) -> None:
     assert [(s.task, s.weight, s.query_instruction) for s in specs] == [("a", 2.0, "Q: "), ("bee", 1.0, "")]
     assert specs[0].path == tmp_path / "a.csv"
     toml.write_text('[[dataset]]\npath = "a.csv"\nshap = "pairs"\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="unknown key.*shap"):
+    with pytest.raises(ValueError, match=r"unknown key.*shap"):
         read_datasets_toml(toml)
     toml.write_text('[[dataset]]\npath = "a.csv"\nshape = "quads"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="shape 'quads' is not one of"):

@@ -183,7 +183,7 @@ def mine_negatives(
     pairs: Sequence[tuple[str, str]],
     corpus: Sequence[str],
     out: Path,
-    options: MiningOptions,
+    options: MiningOptions | None = None,
     *,
     query_instruction: str = "",
     document_instruction: str = "",
@@ -197,6 +197,7 @@ def mine_negatives(
     one set of `train --query-field/--positive-field` flags reads both it and the dev pairs)."""
     from instructembed.index.ann import exact_search
 
+    options = options or MiningOptions()
     if out.exists():
         raise FileExistsError(f"{out} exists; choose a new --out (or delete it to mine again)")
     corpus = list(dict.fromkeys(corpus))  # one row per distinct text

@@ -233,6 +233,15 @@ def read_pairs(spec: DatasetSpec, *, skip_bad: bool = False) -> list[tuple[str, 
     return [(q.text, p.text) for q, p, _ in rows]
 
 
+def read_pairs_file(
+    path: str | Path, *, query_field: str = "query", positive_field: str = "positive"
+) -> list[tuple[str, str]]:
+    """(query, positive) texts of a JSONL / CSV / TSV / parquet file, validated."""
+    return read_pairs(
+        DatasetSpec(Path(path), Shape.PAIRS, Fields(query=query_field, positive=positive_field))
+    )
+
+
 def _in_batch_negatives(
     rows: Sequence[tuple[Item, Item, list[Item]]], seed: int, where: Path
 ) -> list[tuple[Item, Item, list[Item]]]:
