@@ -30,7 +30,7 @@ def _claims(zip_path: Path, member: str) -> dict[str, tuple[str, list[str]]]:
     out: dict[str, tuple[str, list[str]]] = {}
     for _, row in _zip_csv(zip_path, member):
         docs = re.findall(r"\d+", row.get("cited_doc_ids") or "")
-        claim, cited = out.setdefault(row["id"], (row["claim"], []))
+        _, cited = out.setdefault(row["id"], (row["claim"], []))
         cited.extend(d for d in docs if d not in cited)
     return out
 
