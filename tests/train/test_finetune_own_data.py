@@ -255,3 +255,39 @@ def test_example_script_runs(own: dict[str, Path], tmp_path: Path) -> None:
     assert "ndcg_at_10" in done.stdout
     assert Embedder.load(tmp_path / "tuned" / "model").embed(["x"]).shape[0] == 1
     torch.set_num_threads(torch.get_num_threads())  # (the example sets its own threads in its process)
+
+
+def test_lora_trains_adapters_only_and_saves_merged_weights(own: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    base = Embedder.load(own["model"])
+    assert base.model is not None
+    before = {k: v.clone() for k, v in base.model.encoder.state_dict().items()}
+    result = train(_config(own, tmp_path / "lora", lora_rank=4, max_steps=3, eval_file=None, test_file=None))
+    assert result.model_dir is not None
+    tuned = Embedder.load(result.model_dir)  # an ordinary model directory: no peft needed to load
+    assert tuned.model is not None
+    after = tuned.model.encoder.state_dict()
+    assert after.keys() == before.keys()  # merged: no lora_A / lora_B left
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".query." in k or ".value." in k for k in changed)  # only adapted matrices move
+
+
+def test_merging_lora_keeps_the_vectors(own: dict[str, Path]) -> None:
+    pytest.importorskip("peft")
+    from instructembed.train.lora import apply_lora, is_lora, merge_lora
+
+    embedder = Embedder.load(own["model"])
+    assert embedder.model is not None
+    apply_lora(embedder.model, rank=4, alpha=8)
+    with torch.no_grad():  # non-zero adapters (peft starts B at zero, which would make this trivial)
+        for name, p in embedder.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.5 * torch.randn_like(p))
+    embedder.model.eval()
+    texts = ["a text", "another, longer text to embed"]
+    adapted = embedder.embed(texts, instruction=Q)
+    assert is_lora(embedder.model)
+    merge_lora(embedder.model)
+    assert not is_lora(embedder.model)
+    # W + s BA is summed in another order than W x + s B (A x): float32 rounding, so a looser bound
+    assert_vectors_close(embedder.embed(texts, instruction=Q), adapted, atol=1e-5, min_cosine=0.99999)

@@ -311,6 +311,20 @@ def train_command(
             envvar="INSTRUCTEMBED_TRAIN_KEEP_BEST",
         ),
     ] = None,
+    lora_rank: Annotated[
+        int | None,
+        typer.Option(
+            help="LoRA adapters of this rank on the encoder (the [lora] extra), merged into the saved "
+            "weights; unset = full fine-tuning.",
+            envvar="INSTRUCTEMBED_TRAIN_LORA_RANK",
+        ),
+    ] = None,
+    lora_alpha: Annotated[
+        int | None, typer.Option(help="LoRA alpha [16].", envvar="INSTRUCTEMBED_TRAIN_LORA_ALPHA")
+    ] = None,
+    lora_dropout: Annotated[
+        float | None, typer.Option(help="LoRA dropout [0].", envvar="INSTRUCTEMBED_TRAIN_LORA_DROPOUT")
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch.", envvar="INSTRUCTEMBED_TRAIN_THREADS")
     ] = None,

@@ -91,6 +91,10 @@ class TrainConfig:
     test_file: Path | None = None
     eval_bf16: bool = False  # embed dev/test in bfloat16 (faster on CPUs with AMX; same for base and tuned)
     keep_best: bool = True  # the saved model is the best dev checkpoint (with --eval)
+    # --- LoRA (lora.py, the [lora] extra): adapters on the encoder, merged into the saved weights
+    lora_rank: int | None = None  # None = full fine-tuning
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -114,6 +118,8 @@ class TrainConfig:
                 "give exactly one of --data (one file) or --datasets (a TOML file of several)",
             ),
             (self.test_file is None or self.eval_file is not None, "--test needs --eval (dev chooses)"),
+            (self.lora_rank is None or self.lora_rank >= 1, f"lora_rank must be >= 1, got {self.lora_rank}"),
+            (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -143,9 +143,14 @@ def train(
     model = embedder.model
     if model is None:  # pragma: no cover - the torch backend always has one
         raise ValueError("training needs the torch backend")
+    if config.lora_rank is not None:
+        from instructembed.train.lora import apply_lora
+
+        apply_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout)
     model.to(device).train()
     broadcast_parameters(model, info)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all of them unless LoRA
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     from transformers import get_linear_schedule_with_warmup
 
     warmup = math.ceil(config.warmup_ratio * n_steps)
@@ -301,6 +306,10 @@ def train(
             import shutil
 
             shutil.rmtree(model_dir)
+        if config.lora_rank is not None:
+            from instructembed.train.lora import merge_lora
+
+            merge_lora(model)
         embedder.save(model_dir)
         summary = _write_summary(
             out, config, step, last_loss, time.perf_counter() - began, datasets, examples, info, final
