@@ -11,6 +11,7 @@ Adapters go where peft puts them for the architecture (BERT: query/value; T5: q/
 from __future__ import annotations
 
 import logging
+
 from instructembed.errors import MissingExtraError
 from instructembed.model import EmbeddingModel
 
