@@ -29,3 +29,17 @@ def test_help_states_the_recipe() -> None:
     text = " ".join(result.output.split())
     assert "0.05" in text and "5e-6" in text
     assert "[0.01]" not in text and "[2e-5]" not in text
+
+
+def test_every_train_and_mining_option_has_an_environment_twin() -> None:
+    import typer.main
+
+    from instructembed.train.cli import _standalone
+
+    root = typer.main.get_command(_standalone())
+    commands = [root.commands["train"], root.commands["data"].commands["mine-negatives"]]  # type: ignore[attr-defined]
+    for command in commands:
+        for param in command.params:
+            if param.name == "help":
+                continue
+            assert param.envvar and str(param.envvar).startswith("INSTRUCTEMBED_"), (command.name, param.name)
