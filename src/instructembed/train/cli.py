@@ -361,8 +361,10 @@ def train_command(
         cfg = replace(cfg, device=f"cuda:{info.local_rank}")
     if not info.is_main:
         logging.getLogger().setLevel(logging.WARNING)
-    eval_fn = None
-    if cfg.eval_every and cfg.eval_dev is not None:
+    eval_fn = None  # the MEDI-era dev scores; with --eval your own dev file is the one scored
+    if cfg.eval_file is not None:
+        pass
+    elif cfg.eval_every and cfg.eval_dev is not None:
         eval_fn = _dev_fn(cfg.eval_dev, cfg.eval_data_dir or DEFAULT_DATA_DIR, not cfg.no_instructions)
     elif cfg.eval_every:
         eval_fn = _eval_fn(cfg.eval_tasks, cfg.eval_limit, cfg.eval_data_dir or DEFAULT_DATA_DIR)
