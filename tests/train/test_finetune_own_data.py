@@ -291,3 +291,15 @@ def test_merging_lora_keeps_the_vectors(own: dict[str, Path]) -> None:
     assert not is_lora(embedder.model)
     # W + s BA is summed in another order than W x + s B (A x): float32 rounding, so a looser bound
     assert_vectors_close(embedder.embed(texts, instruction=Q), adapted, atol=1e-5, min_cosine=0.99999)
+
+
+def test_resume_keeps_the_base_scores_and_the_best_so_far(own: dict[str, Path], tmp_path: Path) -> None:
+    whole = train(_config(own, tmp_path / "whole", test_file=None))
+    cut = train(_config(own, tmp_path / "cut", test_file=None), stop_after=2)
+    assert cut.model_dir is None and (tmp_path / "cut" / "base_scores.json").exists()
+    resumed = train(_config(own, tmp_path / "cut", test_file=None), resume=True)
+    assert whole.scores is not None and resumed.scores is not None
+    assert resumed.scores["dev"]["base"] == whole.scores["dev"]["base"]
+    assert resumed.scores["chosen_step"] == whole.scores["chosen_step"]
+    log = [json.loads(x) for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in log if "dev" in x] == [0, 2, 4]  # step 0 is not scored again
