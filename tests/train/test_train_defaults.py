@@ -43,3 +43,18 @@ def test_every_train_and_mining_option_has_an_environment_twin() -> None:
             if param.name == "help":
                 continue
             assert param.envvar and str(param.envvar).startswith("INSTRUCTEMBED_"), (command.name, param.name)
+
+
+def test_a_checkpoint_from_before_an_option_existed_still_resumes() -> None:
+    """Options added since a checkpoint was written count as their defaults (it was OOM-killed once)."""
+    import pytest
+
+    from instructembed.train.loop import _check_resumable
+
+    config = TrainConfig(model="m", data=Path("d.jsonl"), out=Path("o"))
+    saved = config.to_json()
+    for newer in ("lora_rank", "lora_alpha", "lora_dropout", "shape", "eval_file"):
+        saved.pop(newer)
+    _check_resumable({"config": saved}, config)
+    with pytest.raises(ValueError, match="lora_alpha"):
+        _check_resumable({"config": {**saved, "lora_alpha": 8}}, config)

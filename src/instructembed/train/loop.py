@@ -12,6 +12,7 @@ loss, lr, steps/s, examples/s), `loss.png`, `summary.json`, `checkpoints/`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -94,7 +95,11 @@ def _same_option(before: Any, now: Any) -> bool:
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     now = config.to_json()
-    before = saved.get("config", {})
+    # an option added after the checkpoint was written counts as its default there
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+    }
+    before = {**{k: _json_value(v) for k, v in defaults.items()}, **saved.get("config", {})}
     changed = sorted(
         k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and not _same_option(before.get(k), now[k])
     )
@@ -104,6 +109,12 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
             f"cannot resume: options changed since the checkpoint ({detail}); "
             "resume with the same options or start a new --out"
         )
+
+
+def _json_value(value: Any) -> Any:
+    from enum import Enum
+
+    return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
 
 
 def total_steps(config: TrainConfig, sampler: TaskBatchSampler) -> int:
