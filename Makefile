@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch lies on local disk; installing it first keeps pip from pulling a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,index,langchain,llamaindex,chroma,haystack,ray
+EXTRAS ?= dev,parquet,eval,server,onnx,openvino,train,lora,index,langchain,llamaindex,chroma,haystack,ray
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 LINTED := src tests benchmarks scripts/release_check.py scripts/release_smoke.py examples
 

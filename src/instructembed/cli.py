@@ -21,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Build training data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Build training data (build-medi) or mine hard negatives (mine-negatives).", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,6 +89,7 @@ from instructembed.export.cli import export_command  # noqa: E402
 from instructembed.index.cli import index_app, search_command  # noqa: E402
 from instructembed.server.cli import serve_command  # noqa: E402
 from instructembed.train.cli import build_medi_command, train_command  # noqa: E402
+from instructembed.train.mine_cli import mine_negatives_command  # noqa: E402
 
 app.command("embed")(embed_command)
 app.command("eval")(eval_command)
@@ -96,6 +99,7 @@ app.command("search")(search_command)
 app.add_typer(index_app, name="index")
 app.command("train")(train_command)
 data_app.command("build-medi")(build_medi_command)
+data_app.command("mine-negatives")(mine_negatives_command)
 
 
 def main() -> None:

@@ -378,3 +378,54 @@ def open_writer(path: Path, dimension: int, with_ids: bool, dtype: str = "<f4") 
     if output_format(path) is OutputFormat.NPY:
         return NpyWriter(path, dimension, dtype)
     return ParquetWriter(path, dimension, with_ids, dtype=dtype)
+
+
+def read_records(path: Path, fmt: InputFormat | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Whole records of a JSONL / CSV / TSV / parquet file, in file order, each with where it came
+    from (`file:line`, parquet `file: row N`) for error messages; for inputs with several fields
+    (pairs, triplets, scored pairs) where `read_rows` reads one text field."""
+    fmt = fmt or input_format(path)
+    if fmt is InputFormat.TEXT:
+        raise InputFileError(
+            f"{path}: plain text has no fields; give JSONL, CSV, TSV or parquet (.jsonl, .csv, .tsv, .parquet)"
+        )
+    if fmt is InputFormat.PARQUET:
+        if not path.is_file():
+            raise InputFileError(f"input file {path} does not exist")
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise MissingExtraError("parquet", "pyarrow") from None
+        try:
+            source = pq.ParquetFile(str(path))
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError for a broken file
+            raise InputFileError(f"{path} is not a readable parquet file: {exc}") from None
+        number = 0
+        for batch in source.iter_batches(batch_size=4096):
+            for record in batch.to_pylist():
+                number += 1
+                yield f"{path}: row {number}", record
+        return
+    with _open_binary(path) as raw:
+        f = _decoded_lines(raw, path)
+        if fmt is InputFormat.JSONL:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputFileError(
+                        f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
+                    ) from None
+                if not isinstance(record, dict):
+                    raise InputFileError(
+                        f"{path}:{number}: expected a JSON object, got {type(record).__name__}"
+                    )
+                yield f"{path}:{number}", record
+            return
+        reader = csv.DictReader(f, delimiter="\t" if fmt is InputFormat.TSV else ",")
+        for record in reader:
+            if None in record.values():
+                raise InputFileError(f"{path}:{reader.line_num}: row has fewer columns than the header")
+            yield f"{path}:{reader.line_num}", dict(record)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from instructembed.cli_options import friendly_errors
-from instructembed.train.config import LossKind
+from instructembed.train.config import LossKind, Shape
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,11 @@ def train_command(
         ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="MEDI-format JSONL training file.", envvar="INSTRUCTEMBED_TRAIN_DATA")
+        Path | None,
+        typer.Option(
+            help="Training file: MEDI JSONL, or JSONL/CSV/TSV/parquet in the --shape you give.",
+            envvar="INSTRUCTEMBED_TRAIN_DATA",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -83,10 +87,14 @@ def train_command(
     ] = None,
     temperature: Annotated[
         float | None,
-        typer.Option(help="Cosine temperature [0.01].", envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE"),
+        typer.Option(
+            help="Cosine temperature [0.05, the measured recipe; 0.01 collapses instructions].",
+            envvar="INSTRUCTEMBED_TRAIN_TEMPERATURE",
+        ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate [2e-5].", envvar="INSTRUCTEMBED_TRAIN_LR")
+        float | None,
+        typer.Option(help="Peak learning rate [5e-6, the measured recipe].", envvar="INSTRUCTEMBED_TRAIN_LR"),
     ] = None,
     warmup_ratio: Annotated[
         float | None,
@@ -181,6 +189,142 @@ def train_command(
             envvar="INSTRUCTEMBED_TRAIN_EVAL_DEV",
         ),
     ] = None,
+    shape: Annotated[
+        Shape | None,
+        typer.Option(
+            help="What --data (and --eval/--test) rows are: medi, pairs (query, positive), triplets "
+            "(+ negative[s]), scored (text1, text2, score; CoSENT), labelled (text, label) [medi].",
+            envvar="INSTRUCTEMBED_TRAIN_SHAPE",
+        ),
+    ] = None,
+    query_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of the query (scored: text1) [query / text1].",
+            envvar="INSTRUCTEMBED_TRAIN_QUERY_FIELD",
+        ),
+    ] = None,
+    positive_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column of the positive (scored: text2) [positive / text2].",
+            envvar="INSTRUCTEMBED_TRAIN_POSITIVE_FIELD",
+        ),
+    ] = None,
+    negative_field: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Column(s) of negatives; repeat for several, or one column holding a list [negative].",
+            envvar="INSTRUCTEMBED_TRAIN_NEGATIVE_FIELD",
+        ),
+    ] = None,
+    score_field: Annotated[
+        str | None,
+        typer.Option(help="Column of the score [score].", envvar="INSTRUCTEMBED_TRAIN_SCORE_FIELD"),
+    ] = None,
+    label_field: Annotated[
+        str | None,
+        typer.Option(help="Column of the label [label].", envvar="INSTRUCTEMBED_TRAIN_LABEL_FIELD"),
+    ] = None,
+    text_field: Annotated[
+        str | None,
+        typer.Option(help="Column of a labelled text [text].", envvar="INSTRUCTEMBED_TRAIN_TEXT_FIELD"),
+    ] = None,
+    query_instruction: Annotated[
+        str | None,
+        typer.Option(
+            help="Instruction for queries (and labelled texts) [none].",
+            envvar="INSTRUCTEMBED_TRAIN_QUERY_INSTRUCTION",
+        ),
+    ] = None,
+    document_instruction: Annotated[
+        str | None,
+        typer.Option(
+            help="Instruction for positives and negatives [none].",
+            envvar="INSTRUCTEMBED_TRAIN_DOCUMENT_INSTRUCTION",
+        ),
+    ] = None,
+    query_instruction_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column holding each row's query instruction.",
+            envvar="INSTRUCTEMBED_TRAIN_QUERY_INSTRUCTION_FIELD",
+        ),
+    ] = None,
+    document_instruction_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Column holding each row's document instruction.",
+            envvar="INSTRUCTEMBED_TRAIN_DOCUMENT_INSTRUCTION_FIELD",
+        ),
+    ] = None,
+    datasets: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of several datasets ([[dataset]] path, shape, fields, instructions, weight), "
+            "instead of --data.",
+            envvar="INSTRUCTEMBED_TRAIN_DATASETS",
+        ),
+    ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="Your dev file (same shape and flags as --data): scored before step 1, every --eval-every "
+            "steps and at the end; the saved model is the best step on it (pairs/triplets: nDCG@10; "
+            "scored: Spearman; labelled: probe accuracy).",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL",
+        ),
+    ] = None,
+    eval_corpus: Annotated[
+        Path | None,
+        typer.Option(
+            help="Corpus the --eval/--test queries search (JSONL/CSV/TSV/parquet --corpus-field, or .txt lines).",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL_CORPUS",
+        ),
+    ] = None,
+    corpus_field: Annotated[
+        str | None,
+        typer.Option(help="Text column of --eval-corpus [text].", envvar="INSTRUCTEMBED_TRAIN_CORPUS_FIELD"),
+    ] = None,
+    test_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--test",
+            help="Your test file: scored once, at the end, on the chosen model.",
+            envvar="INSTRUCTEMBED_TRAIN_TEST",
+        ),
+    ] = None,
+    eval_bf16: Annotated[
+        bool | None,
+        typer.Option(
+            "--eval-bf16/--eval-fp32",
+            help="Embed --eval/--test in bfloat16 (faster on CPUs with AMX; base and tuned alike).",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL_BF16",
+        ),
+    ] = None,
+    keep_best: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-best/--keep-last",
+            help="Save the best --eval step's weights (default) or the last step's.",
+            envvar="INSTRUCTEMBED_TRAIN_KEEP_BEST",
+        ),
+    ] = None,
+    lora_rank: Annotated[
+        int | None,
+        typer.Option(
+            help="LoRA adapters of this rank on the encoder (the [lora] extra), merged into the saved "
+            "weights; unset = full fine-tuning.",
+            envvar="INSTRUCTEMBED_TRAIN_LORA_RANK",
+        ),
+    ] = None,
+    lora_alpha: Annotated[
+        int | None, typer.Option(help="LoRA alpha [16].", envvar="INSTRUCTEMBED_TRAIN_LORA_ALPHA")
+    ] = None,
+    lora_dropout: Annotated[
+        float | None, typer.Option(help="LoRA dropout [0].", envvar="INSTRUCTEMBED_TRAIN_LORA_DROPOUT")
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch.", envvar="INSTRUCTEMBED_TRAIN_THREADS")
     ] = None,
@@ -191,7 +335,11 @@ def train_command(
         ),
     ] = True,
 ) -> None:
-    """Fine-tune an embedder on MEDI-format data with same-task batches and the INSTRUCTOR loss."""
+    """Fine-tune an embedder on your pairs, triplets, scored pairs, labelled texts or MEDI data.
+
+    Defaults are the measured recipe (temperature 0.05, lr 5e-6, warm-up 0.1, batch 32); one task per
+    batch; --eval/--test give a base-vs-tuned table (summary.json, model/README.md).
+    """
     given = dict(locals())  # first statement: exactly the options
     from instructembed.train.config import build_config, load_toml
     from instructembed.train.distributed import init_from_torchrun
@@ -213,16 +361,26 @@ def train_command(
         cfg = replace(cfg, device=f"cuda:{info.local_rank}")
     if not info.is_main:
         logging.getLogger().setLevel(logging.WARNING)
-    eval_fn = None
-    if cfg.eval_every and cfg.eval_dev is not None:
+    eval_fn = None  # the MEDI-era dev scores; with --eval your own dev file is the one scored
+    if cfg.eval_file is not None:
+        pass
+    elif cfg.eval_every and cfg.eval_dev is not None:
         eval_fn = _dev_fn(cfg.eval_dev, cfg.eval_data_dir or DEFAULT_DATA_DIR, not cfg.no_instructions)
     elif cfg.eval_every:
         eval_fn = _eval_fn(cfg.eval_tasks, cfg.eval_limit, cfg.eval_data_dir or DEFAULT_DATA_DIR)
-    result = train(cfg, resume=resume, dist_info=info, eval_fn=eval_fn)
+    import shlex
+    import sys
+
+    command = "instructembed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = train(cfg, resume=resume, dist_info=info, eval_fn=eval_fn, command=command)
     if info.is_main:
         typer.echo(
             f"trained {result.steps} steps, last loss {result.last_loss:.4f}; model in {result.model_dir}"
         )
+        if result.scores is not None:
+            from instructembed.train.tracking import before_after_table
+
+            typer.echo(before_after_table(result.scores))
     if info.enabled:
         import torch.distributed as dist
 
@@ -294,6 +452,9 @@ def _standalone() -> typer.Typer:
     app.command("train")(train_command)
     data = typer.Typer(no_args_is_help=True, help="Training data.")
     data.command("build-medi")(build_medi_command)
+    from instructembed.train.mine_cli import mine_negatives_command
+
+    data.command("mine-negatives")(mine_negatives_command)
     app.add_typer(data, name="data")
     return app
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +129,13 @@ class TaskBatchSampler:
     batch is dropped each epoch (it is a different one every epoch, since examples are reshuffled).
     """
 
-    def __init__(self, tasks: Sequence[str], global_batch: int, seed: int) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        global_batch: int,
+        seed: int,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
         if global_batch < 2:
             raise ValueError(
                 f"the global batch must hold at least 2 examples (contrastive), got {global_batch}"
@@ -148,16 +154,24 @@ class TaskBatchSampler:
         }
         if not self.tasks:
             raise ValueError(f"no task has {global_batch} examples; lower the batch size")
-        self.batches_per_epoch = sum(len(rows) // global_batch for rows in self.tasks.values())
+        # weight w: round(w x full batches) of the task per epoch (at least one); 1 = each example once
+        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.tasks}
+        self.n_batches = {
+            t: max(1, round(self.weights[t] * (len(rows) // global_batch))) for t, rows in self.tasks.items()
+        }
+        self.batches_per_epoch = sum(self.n_batches.values())
 
     def epoch_plan(self, epoch: int) -> list[tuple[str, np.ndarray]]:
         """[(task, (global_batch,) indices)] for `epoch`, identical on every rank."""
         rng = np.random.default_rng([self.seed, epoch])
         plan: list[tuple[str, np.ndarray]] = []
         for task, rows in self.tasks.items():
-            shuffled = rows[rng.permutation(len(rows))]
-            for start in range(0, len(shuffled) - self.global_batch + 1, self.global_batch):
-                plan.append((task, shuffled[start : start + self.global_batch]))
+            batches: list[np.ndarray] = []
+            while len(batches) < self.n_batches[task]:  # more passes over a task weighted above 1
+                shuffled = rows[rng.permutation(len(rows))]
+                for start in range(0, len(shuffled) - self.global_batch + 1, self.global_batch):
+                    batches.append(shuffled[start : start + self.global_batch])
+            plan.extend((task, b) for b in batches[: self.n_batches[task]])
         order = rng.permutation(len(plan))
         return [plan[i] for i in order]
 

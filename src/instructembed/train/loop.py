@@ -12,6 +12,7 @@ loss, lr, steps/s, examples/s), `loss.png`, `summary.json`, `checkpoints/`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,11 +27,12 @@ import torch
 from instructembed.embedder import Embedder
 from instructembed.tokenize import InstructionTokenizer
 from instructembed.train import checkpoints
-from instructembed.train.config import TrainConfig
-from instructembed.train.data import ROLES, MediData, TaskBatchSampler, local_slice, read_medi
+from instructembed.train.config import Shape, TrainConfig
+from instructembed.train.data import MediExample, TaskBatchSampler, local_slice
 from instructembed.train.distributed import DistInfo, all_reduce_grads, barrier, broadcast_parameters
 from instructembed.train.loss import LOSSES
-from instructembed.train.step import cached_step, plain_step, tokenize_roles
+from instructembed.train.step import StepInputs, cached_step, plain_step, tokenize_roles
+from instructembed.train.user_data import Dataset, ScoredExample, TrainExample
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class TrainResult:
     steps: int  # global steps done
     last_loss: float
     wall_s: float
+    scores: dict[str, Any] | None = None  # --eval / --test: base vs tuned (tracking.DevTracker.finish)
 
 
 def git_commit() -> str | None:
@@ -92,7 +95,11 @@ def _same_option(before: Any, now: Any) -> bool:
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     now = config.to_json()
-    before = saved.get("config", {})
+    # an option added after the checkpoint was written counts as its default there
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+    }
+    before = {**{k: _json_value(v) for k, v in defaults.items()}, **saved.get("config", {})}
     changed = sorted(
         k for k in now if k not in TrainConfig.RESUMABLE_CHANGES and not _same_option(before.get(k), now[k])
     )
@@ -102,6 +109,12 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
             f"cannot resume: options changed since the checkpoint ({detail}); "
             "resume with the same options or start a new --out"
         )
+
+
+def _json_value(value: Any) -> Any:
+    from enum import Enum
+
+    return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
 
 
 def total_steps(config: TrainConfig, sampler: TaskBatchSampler) -> int:
@@ -115,6 +128,7 @@ def train(
     dist_info: DistInfo | None = None,
     eval_fn: EvalFn | None = None,
     stop_after: int | None = None,
+    command: str | None = None,
 ) -> TrainResult:
     """Train `config.model` on `config.data`; `stop_after` ends the run after that global step
     (having checkpointed it), as if killed -- for tests of `resume`."""
@@ -128,18 +142,26 @@ def train(
     torch.manual_seed(config.seed + info.rank)  # dropout differs per rank, reproducibly
     device = torch.device(config.device)
 
-    data: MediData = read_medi(config.data, skip_bad=config.skip_bad, no_instructions=config.no_instructions)
-    examples = data.examples
-    sampler = TaskBatchSampler([e.task for e in examples], config.batch_size, config.seed)
-    n_steps = total_steps(config, sampler)
-
     embedder = Embedder.load(config.model, device=config.device)
+    # every file (training, dev, test) is read and validated before the first step
+    datasets = load_datasets(config, embedder)
+    examples: list[MediExample | ScoredExample] = [e for d in datasets for e in d.examples]
+    scored_tasks = {d.spec.task for d in datasets if d.scored}
+    weights = {e.task: d.spec.weight for d in datasets for e in d.examples}
+    sampler = TaskBatchSampler([e.task for e in examples], config.batch_size, config.seed, weights)
+    n_steps = total_steps(config, sampler)
+    tracker = _tracker(config, out)
     model = embedder.model
     if model is None:  # pragma: no cover - the torch backend always has one
         raise ValueError("training needs the torch backend")
+    if config.lora_rank is not None:
+        from instructembed.train.lora import apply_lora
+
+        apply_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout)
     model.to(device).train()
     broadcast_parameters(model, info)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # all of them unless LoRA
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     from transformers import get_linear_schedule_with_warmup
 
     warmup = math.ceil(config.warmup_ratio * n_steps)
@@ -147,6 +169,7 @@ def train(
 
     start = 0
     log_path = out / LOG_FILE
+    resumed_best = None
     if resume:
         found = checkpoints.latest(out)
         if found is None:
@@ -158,18 +181,18 @@ def train(
             )
             _check_resumable(restored.state, config)
             start = restored.step
+            resumed_best = restored.state.get("best")
             if info.is_main:
                 _trim_log(log_path, start)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        counts = data.task_counts()
+        counts = _task_counts(examples)
         log.info(
-            "%d examples in %d tasks (%d bad lines skipped); %d steps of %d (global batch %d, %d process(es))",
+            "%d examples in %d tasks (%d bad lines skipped); %d steps (global batch %d, %d process(es))",
             len(examples),
             len(counts),
-            data.n_skipped,
+            sum(d.n_skipped for d in datasets),
             n_steps,
-            config.batch_size,
             config.batch_size,
             info.world_size,
         )
@@ -194,15 +217,22 @@ def train(
     began = time.perf_counter()
     step = start
     with log_path.open("a", encoding="utf-8") if info.is_main else _NullFile() as log_file:
+        if tracker is not None and info.is_main:
+            base = tracker.start(embedder, resumed_best)
+            if base is not None:
+                log_file.write(json.dumps({"step": 0, "dev": base}) + "\n")
+                log_file.flush()
+        barrier(info)
         while step < n_steps:
             epoch, index = sampler.position(step)
             if epoch != plan_epoch:
                 plan_epoch, plan = epoch, sampler.epoch_plan(epoch)
             task, indices = plan[index]
             rows = local_slice(indices, info.rank, info.world_size)
-            roles = {r: [examples[i].role(r) for i in rows] for r in ROLES}
             t0 = time.perf_counter()
-            inputs = tokenize_roles(tokenizer, roles, config.chunk_size)
+            inputs = _step_inputs(
+                tokenizer, examples, rows, task in scored_tasks, epoch, config.seed, config.chunk_size
+            )
             last_loss = step_fn(
                 model, inputs, loss_fn, config.temperature, device=device, bf16=config.bf16, dist_info=info
             )
@@ -231,23 +261,6 @@ def train(
             if progress is not None:
                 progress.set_postfix(loss=f"{last_loss:.4f}", task=task[:20], refresh=False)
                 progress.update(1)
-            if step % config.checkpoint_every == 0 or step in (n_steps, stop_after):
-                checkpoints.save(
-                    out,
-                    step,
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    state={
-                        "epoch": epoch,
-                        "index_in_epoch": index + 1,
-                        "config": config.to_json(),
-                        "world_size": info.world_size,
-                    },
-                    device=device,
-                    dist_info=info,
-                    keep=config.keep_checkpoints,
-                )
             if (
                 eval_fn is not None
                 and config.eval_every
@@ -261,6 +274,33 @@ def train(
                     log_file.flush()
                     log.info("step %d eval: %s", step, scores)
                 barrier(info)
+            if tracker is not None and (
+                (config.eval_every and step % config.eval_every == 0) or step == n_steps
+            ):
+                if info.is_main:
+                    dev = tracker.update(embedder, step)
+                    log_file.write(json.dumps({"step": step, "dev": dev}) + "\n")
+                    log_file.flush()
+                    log.info("step %d dev: %s", step, dev)
+                barrier(info)
+            if step % config.checkpoint_every == 0 or step in (n_steps, stop_after):
+                checkpoints.save(
+                    out,
+                    step,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    state={
+                        "epoch": epoch,
+                        "index_in_epoch": index + 1,
+                        "config": config.to_json(),
+                        "world_size": info.world_size,
+                        "best": tracker.state() if tracker is not None else None,
+                    },
+                    device=device,
+                    dist_info=info,
+                    keep=config.keep_checkpoints,
+                )
             if stop_after is not None and step >= stop_after and step < n_steps:
                 if progress is not None:
                     progress.close()
@@ -269,16 +309,104 @@ def train(
         progress.close()
     model.eval()
     model_dir = out / MODEL_DIR
+    final: dict[str, Any] | None = None
     if info.is_main:
+        if tracker is not None:
+            final = tracker.finish(embedder, step, config.keep_best)
         if model_dir.exists():  # a resumed run that had already finished once
             import shutil
 
             shutil.rmtree(model_dir)
+        if config.lora_rank is not None:
+            from instructembed.train.lora import merge_lora
+
+            merge_lora(model)
         embedder.save(model_dir)
-        _write_summary(out, config, step, last_loss, time.perf_counter() - began, data, info)
+        summary = _write_summary(
+            out, config, step, last_loss, time.perf_counter() - began, datasets, examples, info, final
+        )
+        from instructembed.train.card import write_model_card
+
+        write_model_card(model_dir, summary, datasets, command)
         _plot(out)
     barrier(info)
-    return TrainResult(out, model_dir, step, last_loss, time.perf_counter() - began)
+    return TrainResult(out, model_dir, step, last_loss, time.perf_counter() - began, final)
+
+
+def _task_counts(examples: list[MediExample | ScoredExample]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for example in examples:
+        counts[example.task] = counts.get(example.task, 0) + 1
+    return counts
+
+
+def load_datasets(config: TrainConfig, embedder: Embedder) -> list[Dataset]:
+    """Every training dataset of the run, read and validated (labelled texts paired by `embedder`)."""
+    import numpy as np
+
+    from instructembed.train.sources import dataset_specs
+    from instructembed.train.user_data import read_dataset
+
+    def embed(texts: list[str]) -> np.ndarray:  # the base model without instructions, unit rows
+        vectors = embedder.embed(list(texts))
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    datasets = [
+        read_dataset(
+            spec,
+            skip_bad=config.skip_bad,
+            no_instructions=config.no_instructions,
+            seed=config.seed,
+            embed=embed,
+        )
+        for spec in dataset_specs(config)
+    ]
+    if not datasets or not any(d.examples for d in datasets):
+        raise ValueError("no training examples in the given files")
+    return datasets
+
+
+def _tracker(config: TrainConfig, out: Path) -> Any:
+    """The dev/test tracker for `--eval` / `--test` (both files validated now), or None."""
+    if config.eval_file is None:
+        return None
+    from instructembed.train.sources import spec_for
+    from instructembed.train.tracking import DevTracker
+    from instructembed.train.user_eval import load_evaluator
+
+    # held-out pairs need no negatives: a triplets run is scored on (query, positive) files too
+    shape = Shape.PAIRS if config.shape in (Shape.PAIRS, Shape.TRIPLETS) else config.shape
+    dev = load_evaluator(spec_for(config, config.eval_file, shape), config.eval_corpus, config.corpus_field)
+    test = (
+        load_evaluator(spec_for(config, config.test_file, shape), config.eval_corpus, config.corpus_field)
+        if config.test_file is not None
+        else None
+    )
+    return DevTracker(out, dev, test, bf16=config.eval_bf16)
+
+
+def _step_inputs(
+    tokenizer: InstructionTokenizer,
+    examples: list[MediExample | ScoredExample],
+    rows: Any,
+    scored: bool,
+    epoch: int,
+    seed: int,
+    chunk_size: int | None,
+) -> StepInputs:
+    """Tokenized roles of this rank's rows: (query, pos, neg) or, for scored pairs, (query, pos) + scores."""
+    batch = [examples[int(i)] for i in rows]
+    if scored:
+        pairs = [e for e in batch if isinstance(e, ScoredExample)]
+        roles = {"query": [e.text1 for e in pairs], "pos": [e.text2 for e in pairs]}
+        return tokenize_roles(tokenizer, roles, chunk_size, [e.score for e in pairs])
+    triples = [e for e in batch if isinstance(e, MediExample)]
+    negatives = [
+        e.negative_for(epoch, seed, int(i)) if isinstance(e, TrainExample) else e.neg
+        for e, i in zip(triples, rows, strict=True)
+    ]
+    roles = {"query": [e.query for e in triples], "pos": [e.pos for e in triples], "neg": negatives}
+    return tokenize_roles(tokenizer, roles, chunk_size)
 
 
 def _write_summary(
@@ -287,24 +415,40 @@ def _write_summary(
     steps: int,
     last_loss: float,
     wall_s: float,
-    data: MediData,
+    datasets: list[Dataset],
+    examples: list[MediExample | ScoredExample],
     info: DistInfo,
-) -> None:
+    scores: dict[str, Any] | None,
+) -> dict[str, Any]:
     import hashlib
 
-    digest = hashlib.sha256(Path(config.data).read_bytes()).hexdigest()
     summary = {
         "config": config.to_json(),
         "steps": steps,
         "last_loss": last_loss,
         "wall_s_this_session": round(wall_s, 1),
         "world_size": info.world_size,
-        "data_sha256": digest,
-        "tasks": data.task_counts(),
+        "data_sha256": {
+            str(d.spec.path): hashlib.sha256(d.spec.path.read_bytes()).hexdigest() for d in datasets
+        },
+        "datasets": [
+            {
+                "path": str(d.spec.path),
+                "shape": d.spec.shape.value,
+                "task": d.spec.task,
+                "weight": d.spec.weight,
+                "examples": len(d.examples),
+                "skipped": d.n_skipped,
+            }
+            for d in datasets
+        ],
+        "tasks": _task_counts(examples),
+        "scores": scores,
         "git_commit": git_commit(),
         "torch": torch.__version__,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
 
 
 def _plot(out: Path) -> None:

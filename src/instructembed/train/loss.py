@@ -13,6 +13,14 @@ train.py), vectorized. With s(a, b) = cos(a, b) / temperature:
 `in_batch_loss` is the common variant: the query side also counts the other rows' positives as
 negatives (logits_i = [s(q_i, p_1..p_B), s(q_i, n_1..n_B)], target i); the positive side is the same.
 Both take the *global* batch in distributed training (see `distributed.gather_with_grad`).
+
+`cosent_loss` is for scored pairs (text1, text2, score): CoSENT (Su 2022; the loss AnglE builds on),
+loss = log(1 + sum over pairs (i, j) with score_i > score_j of exp((cos_j - cos_i) / temperature)).
+Why CoSENT and not a regression of cosine on the score (CosineSimilarityLoss): it only asks the
+*order* of the cosines to follow the order of the scores, so the scale of the labels (0-5, 0-1,
+1-10) does not matter and cosines are not pulled towards a fixed value the model never needs to hit
+(the regression's gradient vanishes near its target and fights the contrastive losses' geometry).
+With temperature 0.05 its scale is CoSENT's default of 20.
 """
 
 from __future__ import annotations
@@ -67,6 +75,22 @@ def in_batch_loss(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, temperature
     logits = torch.cat([q @ p.T, q @ n.T], dim=1) / temperature  # (B, 2B), own positive at column i
     target = torch.arange(q.shape[0], device=q.device)
     return F.cross_entropy(logits, target) + _positive_side(q, p, temperature)
+
+
+def cosent_loss(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """CoSENT on pair embeddings `a`, `b` (B, D) and their gold `scores` (B,)."""
+    if a.ndim != 2 or a.shape != b.shape or scores.shape != (a.shape[0],):
+        raise ValueError(
+            f"cosent_loss needs a, b of one (B, D) shape and scores (B,); got "
+            f"{tuple(a.shape)}, {tuple(b.shape)}, {tuple(scores.shape)}"
+        )
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    cos = (_unit(a.float()) * _unit(b.float())).sum(-1)  # (B,)
+    diff = (cos[None, :] - cos[:, None]) / temperature  # (B, B): [i, j] = (cos_j - cos_i) / t
+    ordered = scores[:, None] > scores[None, :]  # (B, B): score_i > score_j
+    terms = torch.cat([torch.zeros(1, device=a.device, dtype=diff.dtype), diff[ordered]])
+    return torch.logsumexp(terms, dim=0)
 
 
 LOSSES: dict[LossKind, LossFn] = {LossKind.INSTRUCTOR: instructor_loss, LossKind.IN_BATCH: in_batch_loss}

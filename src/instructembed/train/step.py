@@ -24,7 +24,7 @@ from instructembed.inputs import Item
 from instructembed.model import EmbeddingModel
 from instructembed.tokenize import InstructionTokenizer
 from instructembed.train.distributed import DistInfo, gather_with_grad
-from instructembed.train.loss import LossFn
+from instructembed.train.loss import LossFn, cosent_loss
 
 ROLE_ORDER = ("query", "pos", "neg")
 
@@ -33,16 +33,20 @@ ROLE_ORDER = ("query", "pos", "neg")
 class StepInputs:
     """Tokenized rows of one local batch, per role, in `chunk`-sized pieces (one piece when not cached)."""
 
-    chunks: dict[str, list[TokenBatch]]
+    chunks: dict[str, list[TokenBatch]]  # roles in ROLE_ORDER; a scored batch has query and pos only
     n_rows: int
+    scores: torch.Tensor | None = None  # (B,) gold scores of a scored-pairs batch (CoSENT)
 
 
 def tokenize_roles(
-    tokenizer: InstructionTokenizer, roles: Mapping[str, Sequence[Item]], chunk_size: int | None
+    tokenizer: InstructionTokenizer,
+    roles: Mapping[str, Sequence[Item]],
+    chunk_size: int | None,
+    scores: Sequence[float] | None = None,
 ) -> StepInputs:
     chunks: dict[str, list[TokenBatch]] = {}
     n_rows = len(roles["query"])
-    for role in ROLE_ORDER:
+    for role in (r for r in ROLE_ORDER if r in roles):
         items = list(roles[role])
         encoded = tokenizer.encode(items)
         size = chunk_size or len(items)
@@ -55,7 +59,8 @@ def tokenize_roles(
             )
             for s in range(0, len(items), size)
         ]
-    return StepInputs(chunks, n_rows)
+    gold = None if scores is None else torch.tensor(list(scores), dtype=torch.float32)
+    return StepInputs(chunks, n_rows, gold)
 
 
 def _forward(model: EmbeddingModel, batch: TokenBatch, device: torch.device) -> torch.Tensor:
@@ -77,8 +82,16 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
 
 
 def _global_loss(
-    reps: dict[str, torch.Tensor], loss_fn: LossFn, temperature: float, dist_info: DistInfo
+    reps: dict[str, torch.Tensor],
+    loss_fn: LossFn,
+    temperature: float,
+    dist_info: DistInfo,
+    scores: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    if scores is not None:  # scored pairs: CoSENT on (text1, text2, score)
+        a, b = (gather_with_grad(reps[r], dist_info) for r in ("query", "pos"))  # (G, D) each
+        gold = gather_with_grad(scores.to(a.device), dist_info)  # (G,)
+        return cosent_loss(a, b, gold, temperature)
     q, p, n = (gather_with_grad(reps[r], dist_info) for r in ROLE_ORDER)  # (G, D) each
     return loss_fn(q, p, n, temperature)
 
@@ -97,9 +110,9 @@ def plain_step(
     info = dist_info or DistInfo()
     reps: dict[str, torch.Tensor] = {}
     with _autocast(device, bf16):
-        for role in ROLE_ORDER:
+        for role in inputs.chunks:
             reps[role] = torch.cat([_forward(model, c, device) for c in inputs.chunks[role]]).float()
-    loss = _global_loss(reps, loss_fn, temperature, info)
+    loss = _global_loss(reps, loss_fn, temperature, info, inputs.scores)
     loss.backward()
     return float(loss.detach())
 
@@ -136,16 +149,16 @@ def cached_step(
     states: dict[str, list[_RngState]] = {}
     reps: dict[str, torch.Tensor] = {}
     with torch.no_grad(), _autocast(device, bf16):
-        for role in ROLE_ORDER:
+        for role in inputs.chunks:
             outs = []
             states[role] = []
             for chunk in inputs.chunks[role]:
                 states[role].append(_RngState(device))
                 outs.append(_forward(model, chunk, device).float())
             reps[role] = torch.cat(outs).requires_grad_(True)  # (B, D) leaf: collects d loss / d e
-    loss = _global_loss(reps, loss_fn, temperature, info)
+    loss = _global_loss(reps, loss_fn, temperature, info, inputs.scores)
     loss.backward()
-    for role in ROLE_ORDER:
+    for role in inputs.chunks:
         grad = reps[role].grad
         if grad is None:  # pragma: no cover - every role enters the loss
             continue
