@@ -31,7 +31,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from instructembed.chunking import ChunkedBatch, ChunkPool, ChunkSettings, Splitter, chunk_documents
+from instructembed.chunking import (
+    ChunkedBatch,
+    ChunkPool,
+    ChunkSettings,
+    LegacyChunkingError,
+    Splitter,
+    chunk_documents,
+)
 from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
 from instructembed.index.fingerprint import (
@@ -78,6 +85,9 @@ class Index:
         meta = store.read_meta(conn, path)
         try:
             self.fingerprint = Fingerprint.from_json(meta.fingerprint)
+        except LegacyChunkingError as exc:
+            conn.close()
+            raise IndexStoreError(_rebuild_message(path, exc, meta.build)) from None
         except (TypeError, ValueError) as exc:
             raise IndexStoreError(f"{path}: the stored fingerprint is unreadable ({exc})") from None
         self.dimension = meta.dimension
@@ -447,15 +457,17 @@ class Index:
         filter: Mapping[str, Any] | None = None,
         *,
         query_instruction: str | None = None,
-        pool: ChunkPool | str = ChunkPool.MAX,
+        pool: ChunkPool | str = ChunkPool.HEAD,
         exact: bool = False,
     ) -> list[list[Hit]]:
         """The top `k` documents for each query, best first.
 
         Queries are embedded with the index's query instruction (`query_instruction` overrides it;
         "" embeds them without one). `filter`: metadata key -> value (or list of values, any of);
-        all keys must match. `pool`: a document's score is its best chunk's ("max") or the mean
-        over its chunks ("mean"). `exact=True` ignores the approximate index.
+        all keys must match. `pool`: a document's score is its head's, or its best other chunk's
+        minus `chunking.OTHER_CHUNK_MARGIN` when that is higher ("head", the default); its best
+        chunk's ("max"); or the mean over its chunks ("mean"). `exact=True` ignores the approximate
+        index.
         """
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise TypeError("search() takes a list of query strings; wrap a single query in a list")
@@ -472,7 +484,7 @@ class Index:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         *,
-        pool: ChunkPool | str = ChunkPool.MAX,
+        pool: ChunkPool | str = ChunkPool.HEAD,
         exact: bool = False,
     ) -> list[list[Hit]]:
         """`search` for query vectors you embedded yourself: (Q, D) float32."""
@@ -487,7 +499,7 @@ class Index:
             meta = store.read_meta(self._conn, self.path)
             rows = self._rows(meta)
             conn = self._conn
-            slot_docs: Callable[[Sequence[int]], dict[int, int]] = lambda s: store.slot_docs(conn, s)  # noqa: E731
+            slot_docs: store.SlotDocs = lambda s: store.slot_docs(conn, s)  # noqa: E731
             fetch, total = self._fetcher(meta, rows, exact)
             if where:
                 allowed = store.live_slots(conn, where, params)
@@ -577,6 +589,20 @@ class Index:
 def _embed(embedder: Any, items: list[Item], fp: Fingerprint) -> tuple[ChunkedBatch, np.ndarray]:
     chunked = chunk_documents(embedder, items, fp.chunk_settings)
     return chunked, embedder.embed_tokenized(chunked.rows)
+
+
+def _rebuild_message(path: Path, exc: LegacyChunkingError, build: dict[str, Any] | None) -> str:
+    source = build.get("input") if build else None
+    how = (
+        f"`instructembed index build --input {source} --out {path} --overwrite` with the options it was "
+        "built with"
+        if source
+        else "`instructembed index build --overwrite` (or `Index.create` + `add`) from its source"
+    )
+    return (
+        f"{path} was built by an older instructembed: {exc}. Rebuild it with this version: {how}; "
+        "its documents are then chunked with the truncated head first (docs/index.md, Long documents)"
+    )
 
 
 def remove_index(path: Path) -> None:

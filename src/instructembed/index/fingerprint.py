@@ -58,15 +58,21 @@ class Fingerprint:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        """Raises LegacyChunkingError for an index chunked by the scheme before the head and context
+        (an unchunked one reads as today's: its vectors are the same)."""
         names = {f.name for f in fields(cls)}
         missing = names - set(data)
         if missing:
             raise ValueError(f"the fingerprint lacks {', '.join(sorted(missing))}")
-        return cls(**{k: data[k] for k in names})
+        values = {k: data[k] for k in names}
+        if not isinstance(values["chunking"], dict):
+            raise ValueError("the fingerprint's chunking is not an object")
+        values["chunking"] = ChunkSettings.from_json(values["chunking"]).to_json()
+        return cls(**values)
 
     @property
     def chunk_settings(self) -> ChunkSettings:
-        return ChunkSettings(**self.chunking)
+        return ChunkSettings.from_json(self.chunking)
 
     def load_options(self) -> dict[str, Any]:
         """Keyword arguments for `Embedder.load` that make the same vectors again."""
@@ -99,7 +105,7 @@ def fingerprint_of(
         precision=str(embedder.backend.precision),
         doc_instruction=doc_instruction,
         query_instruction=query_instruction,
-        chunking=asdict(chunking),
+        chunking=chunking.to_json(),
         package_version=__version__,
         load={k: v for k, v in (load or {}).items() if v is not None},
     )

@@ -1,10 +1,14 @@
 """From chunk matches to ranked documents, and metadata filters.
 
-A document's score is the best score of its chunks (`max`, the default) or the mean over all its
-chunks (`mean`). Chunks are fetched best-first, `kf` at a time, and `kf` grows until the answer is
-settled:
+A document's score (`pool`) is its head's (chunk 0: the document truncated to the window), or its
+best other chunk's minus a margin when that is higher (`head`, the default); the best score of its
+chunks (`max`); or the mean over all its chunks (`mean`). Chunks are fetched best-first, `kf` at a
+time, and `kf` grows until the answer is settled:
 
 - max: the first `k` distinct documents among chunks in score order are the top `k`;
+- head: a chunk never fetched scores at most the last fetched score `t`, and its margin only
+  lowers it; once `k` documents' best fetched (margin-adjusted) scores are >= `t`, those are exact
+  and no other document can beat them;
 - mean: a document never fetched has every chunk at or below the last fetched score `t`, so its
   mean is too; once `k` fetched documents have an exact mean >= `t`, no other can beat them.
 
@@ -23,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from instructembed.chunking import ChunkPool
+from instructembed.chunking import OTHER_CHUNK_MARGIN, ChunkPool
 from instructembed.index import ann, store
 from instructembed.index.errors import IndexStoreError
 
 #: (queries (Q, D), kf) -> (scores (Q, kf), slots (Q, kf)) best first; slot -1 = nothing.
 Fetch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-#: slots -> {slot: document key} for the slots that are live (and pass the filter).
-SlotDocs = Callable[[Sequence[int]], dict[int, int]]
+#: slots -> {slot: (document key, chunk number)} for the slots that are live (and pass the filter).
+SlotDocs = store.SlotDocs
 #: (query (D,), document keys) -> {key: (mean score, best slot, best score)} over all their chunks.
 MeanScores = Callable[[np.ndarray, Sequence[int]], dict[int, tuple[float, int, float]]]
 
@@ -62,7 +66,7 @@ class Hit:
 @dataclass(frozen=True)
 class DocMatch:
     key: int  # document key
-    score: float  # max or mean over its chunks
+    score: float  # head (margin-adjusted max), max or mean over its chunks
     slot: int  # its best chunk's slot
     chunk_score: float  # its best chunk's score
 
@@ -73,9 +77,10 @@ def rank_documents(
     fetch: Fetch,
     total: int,
     slot_docs: SlotDocs,
-    pool: ChunkPool = ChunkPool.MAX,
+    pool: ChunkPool = ChunkPool.HEAD,
     mean_scores: MeanScores | None = None,
     first_fetch: int | None = None,
+    margin: float = OTHER_CHUNK_MARGIN,
 ) -> list[list[DocMatch]]:
     """Top `k` documents per query. `total` = how many rows `fetch` can return at most."""
     if pool is ChunkPool.MEAN and mean_scores is None:
@@ -91,7 +96,9 @@ def rank_documents(
         exhausted = kf >= total
         still: list[int] = []
         for row, q in enumerate(pending):
-            found = _settle(queries[q], k, scores[row], slots[row], docs, exhausted, pool, mean_scores)
+            found = _settle(
+                queries[q], k, scores[row], slots[row], docs, exhausted, pool, mean_scores, margin
+            )
             if found is None:
                 still.append(q)
             else:
@@ -106,25 +113,34 @@ def _settle(
     k: int,
     scores: np.ndarray,
     slots: np.ndarray,
-    docs: dict[int, int],
+    docs: dict[int, tuple[int, int]],
     exhausted: bool,
     pool: ChunkPool,
     mean_scores: MeanScores | None,
+    margin: float,
 ) -> list[DocMatch] | None:
     """The top `k` for one query from its fetched chunks, or None when more must be fetched."""
+    valid = slots >= 0
+    threshold = -math.inf if exhausted or not valid.any() else float(scores[valid].min())
     best: dict[int, DocMatch] = {}
     for score, slot in zip(scores.tolist(), slots.tolist(), strict=True):
-        key = docs.get(slot) if slot >= 0 else None
-        if key is not None and key not in best:
-            best[key] = DocMatch(key, score, slot, score)
+        found = docs.get(slot) if slot >= 0 else None
+        if found is None:
+            continue
+        key, chunk = found
+        adjusted = score if pool is not ChunkPool.HEAD or chunk == 0 else score - margin
+        if key not in best or adjusted > best[key].score:
+            best[key] = DocMatch(key, adjusted, slot, score)
     if pool is ChunkPool.MAX:
         if len(best) >= k or exhausted:
             return sorted(best.values(), key=lambda m: (-m.score, m.slot))[:k]
         return None
+    if pool is ChunkPool.HEAD:
+        if exhausted or sum(1 for m in best.values() if m.score >= threshold) >= k:
+            return sorted(best.values(), key=lambda m: (-m.score, m.slot))[:k]
+        return None
     if mean_scores is None:
         raise ValueError("mean pooling needs mean_scores")
-    valid = slots >= 0
-    threshold = -math.inf if exhausted or not valid.any() else float(scores[valid].min())
     means = mean_scores(query, list(best))
     matches = [DocMatch(key, m, s, c) for key, (m, s, c) in means.items()]
     settled = sum(1 for m in matches if m.score >= threshold)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,13 +292,16 @@ def renumber_slots(conn: sqlite3.Connection, live: np.ndarray) -> None:
     conn.execute("DROP TABLE remap")
 
 
-def slot_docs(conn: sqlite3.Connection, slots: Sequence[int]) -> dict[int, int]:
-    """slot -> document key, for the live slots among `slots`."""
-    out: dict[int, int] = {}
+#: slots -> {slot: (document key, chunk number)} (`slot_docs`, or a filtered view of it).
+SlotDocs = Callable[[Sequence[int]], dict[int, tuple[int, int]]]
+
+
+def slot_docs(conn: sqlite3.Connection, slots: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """slot -> (document key, chunk number), for the live slots among `slots`."""
+    out: dict[int, tuple[int, int]] = {}
     for part in _in_chunks(slots):
-        out.update(
-            conn.execute(f"SELECT slot, doc FROM chunks WHERE slot IN ({_marks(len(part))})", list(part))
-        )
+        query = f"SELECT slot, doc, chunk FROM chunks WHERE slot IN ({_marks(len(part))})"
+        out.update((slot, (doc, chunk)) for slot, doc, chunk in conn.execute(query, list(part)))
     return out
 
 
