@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from instructembed import Embedder
-from instructembed.chunking import ChunkSettings, chunk_documents
+from instructembed.chunking import OTHER_CHUNK_MARGIN, ChunkSettings, chunk_documents
 from instructembed.inputs import Item
 
 DOC = "Represent the document for retrieval: "
@@ -46,7 +46,7 @@ def brute_force(
     records: Sequence[dict[str, object]],
     queries: np.ndarray,
     k: int,
-    pool: str = "max",
+    pool: str = "head",
     keep: set[str] | None = None,
 ) -> list[list[tuple[str, float, int]]]:
     """The obviously-right ranking: embed every chunk, score all, group by document in numpy.
@@ -63,8 +63,16 @@ def brute_force(
             if keep is not None and record["id"] not in keep:
                 continue
             mine = np.flatnonzero(doc_of == d)
-            best = int(mine[np.argmax(scores[mine])])
-            value = float(scores[mine].max() if pool == "max" else scores[mine].mean())
+            if pool == "head":  # the head's score, or another chunk's minus the margin when higher
+                adjusted = [
+                    float(scores[c]) - (OTHER_CHUNK_MARGIN if batch.chunks[c].index > 0 else 0.0)
+                    for c in mine
+                ]
+                best = int(mine[int(np.argmax(adjusted))])
+                value = max(adjusted)
+            else:
+                best = int(mine[np.argmax(scores[mine])])
+                value = float(scores[mine].max() if pool == "max" else scores[mine].mean())
             ranked.append((str(record["id"]), value, batch.chunks[best].index))
         ranked.sort(key=lambda t: -t[1])
         out.append(ranked[:k])

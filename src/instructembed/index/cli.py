@@ -460,8 +460,13 @@ def search_command(
         str | None, typer.Option(help="Override the index's query instruction ('' for none).")
     ] = None,
     pool: Annotated[
-        ChunkPool, typer.Option(help="A document's score: its best chunk's (max) or the mean.")
-    ] = ChunkPool.MAX,
+        ChunkPool,
+        typer.Option(
+            envvar="INSTRUCTEMBED_POOL",
+            help="A document's score: its head's unless another chunk beats it by a margin (head), "
+            "its best chunk's (max), or the mean.",
+        ),
+    ] = ChunkPool.HEAD,
     exact: Annotated[bool, typer.Option(help="Ignore the approximate index.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write hits here (.jsonl); default stdout.")

@@ -72,7 +72,10 @@ class SearchRequest(BaseModel):
     instruction: StrictStr | None = Field(
         None, description="query instruction; default: the index's ('' for none)"
     )
-    pool: Literal["max", "mean"] = Field("max", description="a document's score: best chunk or mean")
+    pool: Literal["head", "max", "mean"] = Field(
+        "head",
+        description="a document's score: its head's unless another chunk beats it by a margin, best chunk, or mean",
+    )
     exact: StrictBool = Field(False, description="ignore the approximate index")
 
 
