@@ -31,14 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from instructembed.chunking import (
-    ChunkedBatch,
-    ChunkPool,
-    ChunkSettings,
-    LegacyChunkingError,
-    Splitter,
-    chunk_documents,
-)
+from instructembed.chunking import ChunkedBatch, ChunkPool, ChunkSettings, Splitter, chunk_documents
 from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
 from instructembed.index.fingerprint import (
@@ -47,6 +40,7 @@ from instructembed.index.fingerprint import (
     Fingerprint,
     differences,
     fingerprint_of,
+    stored_fingerprint,
     warn_version,
 )
 from instructembed.index.records import CheckedRecord, Record, checked
@@ -84,12 +78,10 @@ class Index:
         self._lock = store.WriterLock(path)
         meta = store.read_meta(conn, path)
         try:
-            self.fingerprint = Fingerprint.from_json(meta.fingerprint)
-        except LegacyChunkingError as exc:
+            self.fingerprint = stored_fingerprint(meta.fingerprint, path, meta.build)
+        except IndexStoreError:
             conn.close()
-            raise IndexStoreError(_rebuild_message(path, exc, meta.build)) from None
-        except (TypeError, ValueError) as exc:
-            raise IndexStoreError(f"{path}: the stored fingerprint is unreadable ({exc})") from None
+            raise
         self.dimension = meta.dimension
         self._meta = meta
         self._vectors: tuple[str, int, np.ndarray] | None = None
@@ -589,20 +581,6 @@ class Index:
 def _embed(embedder: Any, items: list[Item], fp: Fingerprint) -> tuple[ChunkedBatch, np.ndarray]:
     chunked = chunk_documents(embedder, items, fp.chunk_settings)
     return chunked, embedder.embed_tokenized(chunked.rows)
-
-
-def _rebuild_message(path: Path, exc: LegacyChunkingError, build: dict[str, Any] | None) -> str:
-    source = build.get("input") if build else None
-    how = (
-        f"`instructembed index build --input {source} --out {path} --overwrite` with the options it was "
-        "built with"
-        if source
-        else "`instructembed index build --overwrite` (or `Index.create` + `add`) from its source"
-    )
-    return (
-        f"{path} was built by an older instructembed: {exc}. Rebuild it with this version: {how}; "
-        "its documents are then chunked with the truncated head first (docs/index.md, Long documents)"
-    )
 
 
 def remove_index(path: Path) -> None:
