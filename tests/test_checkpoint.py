@@ -12,7 +12,7 @@ import pytest
 
 from instructembed import CheckpointError, Embedder, ModelNotFoundError, UnsafeWeightsError
 from instructembed.checkpoint import Layout, read_spec, resolve_model_dir
-from instructembed.testing import build_checkpoint
+from instructembed.testing import RUNTIME_ATOL, RUNTIME_MIN_COSINE, assert_vectors_close, build_checkpoint
 
 
 def test_packaged_default_resolves_offline() -> None:
@@ -55,8 +55,10 @@ def test_released_instructor_layout_loads_without_a_flag(tiny_bert_dir: Path, tm
 
     released = _released_layout(tmp_path / "released")  # same seed, so the same tensors as tiny_bert_dir
     got = Embedder.load(released).embed(PAIRS)
-    np.testing.assert_array_equal(got, Embedder.load(tiny_bert_dir).embed(PAIRS))
-    np.testing.assert_allclose(got, naive_instructor(released, PAIRS), atol=1e-5)
+    assert_vectors_close(got, Embedder.load(tiny_bert_dir).embed(PAIRS))
+    assert_vectors_close(
+        got, naive_instructor(released, PAIRS), atol=RUNTIME_ATOL, min_cosine=RUNTIME_MIN_COSINE
+    )
 
 
 class _Payload:
@@ -138,9 +140,7 @@ def test_modules_are_read_by_type_not_position(tiny_bert_dir: Path, tmp_path: Pa
     shutil.copytree(tiny_bert_dir, root)
     modules = json.loads((root / "modules.json").read_text())
     (root / "modules.json").write_text(json.dumps(list(reversed(modules))))
-    np.testing.assert_array_equal(
-        Embedder.load(root).embed(["x y"]), Embedder.load(tiny_bert_dir).embed(["x y"])
-    )
+    assert_vectors_close(Embedder.load(root).embed(["x y"]), Embedder.load(tiny_bert_dir).embed(["x y"]))
 
 
 def test_unsupported_pooling_and_bad_json(tiny_bert_dir: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from instructembed.chunking import (
 )
 from instructembed.cli import app
 from instructembed.inputs import Item
-from instructembed.testing import assert_vectors_close
+from instructembed.testing import RUNTIME_ATOL, RUNTIME_MIN_COSINE, assert_vectors_close
 
 INSTRUCTION = "Represent the document for retrieval: "
 LONG = " ".join(f"Sentence {i} talks about topic{i % 7} and the weather in town{i}." for i in range(40))
@@ -99,8 +99,8 @@ def test_short_documents_are_one_chunk_identical_to_embed(short_model: Embedder)
     texts = ["a short text", "another one"]
     batch = chunk_documents(short_model, [Item(INSTRUCTION, t) for t in texts], ChunkSettings())
     assert [(c.doc, c.index, c.start, c.end) for c in batch.chunks] == [(0, 0, 0, 12), (1, 0, 0, 11)]
-    np.testing.assert_allclose(
-        short_model.embed_tokenized(batch.rows), short_model.embed(texts, instruction=INSTRUCTION), atol=1e-6
+    assert_vectors_close(
+        short_model.embed_tokenized(batch.rows), short_model.embed(texts, instruction=INSTRUCTION)
     )
     assert batch.truncated_docs == 0
 
@@ -194,9 +194,9 @@ def test_pool_chunks_matches_a_loop() -> None:
     got = pool_chunks(vectors, docs, 4, normalize=True)
     for d in range(4):
         mean = vectors[docs == d].mean(axis=0)
-        np.testing.assert_allclose(got[d], mean / np.linalg.norm(mean), atol=1e-6)
+        assert_vectors_close(got[d], mean / np.linalg.norm(mean))
     raw = pool_chunks(vectors, docs, 4, normalize=False)
-    np.testing.assert_allclose(raw[2], vectors[3:6].mean(axis=0), atol=1e-6)
+    assert_vectors_close(raw[2], vectors[3:6].mean(axis=0))
     with pytest.raises(ValueError, match="at least one chunk"):
         pool_chunks(vectors, docs, 5, normalize=True)
 
@@ -231,8 +231,11 @@ def test_embed_chunk_writes_one_row_per_chunk(tiny_bert_dir: Path, tmp_path: Pat
     assert table["chunk"] == [c.index for c in expected.chunks]
     assert table["start"] == [c.start for c in expected.chunks]
     assert table["end"] == [c.end for c in expected.chunks]
-    np.testing.assert_allclose(
-        np.array(table["embedding"], dtype=np.float32), model.embed_tokenized(expected.rows), atol=1e-5
+    assert_vectors_close(
+        np.array(table["embedding"], dtype=np.float32),
+        model.embed_tokenized(expected.rows),
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
     )
     assert f"split 1 text(s) longer than 32 tokens into {len(expected.chunks) - 1} chunks" in result.output
 
@@ -240,8 +243,11 @@ def test_embed_chunk_writes_one_row_per_chunk(tiny_bert_dir: Path, tmp_path: Pat
     result = runner.invoke(app, [*args, "-o", str(pooled), "--chunk-pool", "mean"])
     assert result.exit_code == 0, result.output
     vectors = np.array(table["embedding"], dtype=np.float32)
-    np.testing.assert_allclose(
-        np.load(pooled), pool_chunks(vectors, np.array(table["doc"]), 2, normalize=True), atol=1e-5
+    assert_vectors_close(
+        np.load(pooled),
+        pool_chunks(vectors, np.array(table["doc"]), 2, normalize=True),
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
     )
 
 
@@ -268,4 +274,4 @@ def test_embed_reads_parquet_input(tiny_bert_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["embed", "-m", str(tiny_bert_dir), "-i", str(source), "-o", str(out)])
     assert result.exit_code == 0, result.output
     expected = Embedder.load(tiny_bert_dir).embed(["first text", "second text"])
-    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    assert_vectors_close(np.load(out), expected)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from instructembed import Embedder
 from instructembed.cli import app
+from instructembed.testing import assert_vectors_close
 
 runner = CliRunner()
 INSTRUCTION = "Represent the sentence for retrieval: "
@@ -40,7 +41,7 @@ def test_embed_jsonl_to_parquet_with_ids(tiny_bert_dir: Path, tmp_path: Path) ->
     assert table.column("id").to_pylist() == [r["id"] for r in records]
     got = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
     expected = Embedder.load(tiny_bert_dir).embed([r["text"] for r in records], instruction=INSTRUCTION)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert_vectors_close(got, expected)
 
 
 def test_embed_text_to_npy_one_row_per_line(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_embed_text_to_npy_one_row_per_line(tiny_bert_dir: Path, tmp_path: Path)
         ["first line", "", "third line", "   ", "last line without newline"]
     )
     assert got.shape == (5, 16)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert_vectors_close(got, expected)
 
 
 def test_embed_skip_blank_keeps_line_numbers(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_embed_csv_column_and_per_row_instructions(tiny_bert_dir: Path, tmp_path
     )
     assert code == 0, output
     expected = Embedder.load(tiny_bert_dir).embed([("Represent the greeting: ", "hello, world"), ("", "bye")])
-    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    assert_vectors_close(np.load(out), expected)
 
 
 @pytest.mark.parametrize(

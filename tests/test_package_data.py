@@ -43,7 +43,7 @@ def test_a_missing_packaged_file_says_the_installation_is_incomplete(monkeypatch
 def test_features_that_read_packaged_files_raise_the_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """The calibration set (OpenVINO int8) and the instruction tables (eval), with their data dir gone."""
     from instructembed.eval.instructions import load_instructions
-    from instructembed.export_openvino import default_calibration
+    from instructembed.export.openvino import default_calibration
 
     assert len(default_calibration()) > 10  # as installed here
     monkeypatch.setattr(package_data, "DATA_DIR", "gone")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any, TypeVar
@@ -14,6 +15,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Errors a command reports as one line (they carry what to do); anything else is a bug and shows its traceback.
 REPORTED = (InstructEmbedError, ValueError, TypeError, FileExistsError, FileNotFoundError)
 
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="INSTRUCTEMBED_MODEL",
+        help="Packaged name, local directory or Hugging Face id.",
+    ),
+]
 BackendOpt = Annotated[
     str | None,
     typer.Option(
@@ -77,3 +87,10 @@ def friendly_errors(
         return wrapper  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
+
+
+def setup_logging(verbose: bool) -> None:
+    """INFO with --verbose, else WARNING, for the commands that take -v."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )

@@ -342,3 +342,9 @@ def assert_vectors_close(
             f"{what} differ beyond the tolerance: max |diff| {diff:.3g} (allowed {atol:g}), "
             f"min cosine {cos[worst]:.9f} at row {worst} (allowed {min_cosine})"
         )
+
+
+#: Another runtime or a re-implementation of the same model (ONNX / OpenVINO fp32 graphs against torch,
+#: a naive reference loop, another library): different operator fusion, so looser than `FP32_ATOL`.
+RUNTIME_ATOL = 1e-5
+RUNTIME_MIN_COSINE = 0.99999

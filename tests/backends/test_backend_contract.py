@@ -15,6 +15,7 @@ from backend_runtimes import require_runtime
 
 from instructembed import EmbedConfig, Embedder
 from instructembed.testing import MIXED_INPUTS as MIXED
+from instructembed.testing import RUNTIME_ATOL, RUNTIME_MIN_COSINE, assert_vectors_close
 
 GRAPHS = {"onnx": "tiny_export", "openvino": "tiny_ov"}  # the tiny BERT's export, by backend
 
@@ -36,7 +37,7 @@ def test_fp32_matches_torch_with_mixed_instructions(tiny_bert_dir: Path, graphs:
     expected = torch_model.embed(MIXED)
     got = model.embed(MIXED)
     assert got.dtype == np.float32 and got.shape == expected.shape == (len(MIXED), 16)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert_vectors_close(got, expected, atol=RUNTIME_ATOL, min_cosine=RUNTIME_MIN_COSINE)
     assert model.info()["backend"] == backend and model.info()["precision"] == "fp32"
     assert model.dimension == torch_model.dimension and model.normalized == torch_model.normalized
 
@@ -45,7 +46,7 @@ def test_mixed_instructions_in_one_batch_equal_one_by_one(graphs: Path, backend:
     """The per-row pool_mask reaches the graph: batching rows together changes nothing."""
     together = Embedder.load(graphs, backend=backend, config=EmbedConfig(token_budget=1 << 20))
     alone = Embedder.load(graphs, backend=backend, config=EmbedConfig(max_batch_size=1))
-    np.testing.assert_allclose(together.embed(MIXED), alone.embed(MIXED), atol=1e-5)
+    assert_vectors_close(together.embed(MIXED), alone.embed(MIXED))
     # The same text under two instructions is two different vectors in the same batch.
     a, b = together.embed([("Represent the title: ", "same text"), ("Represent the question: ", "same text")])
     assert not np.allclose(a, b, atol=1e-4)
@@ -57,7 +58,12 @@ def test_t5_encoder_exports_and_matches(tiny_t5_dir: Path, tmp_path: Path, backe
     out = export_model(tiny_t5_dir, tmp_path / f"t5-{backend}", formats=[backend])
     model = Embedder.load(out, backend=backend)
     assert "token_type_ids" not in model.backend.input_names  # type: ignore[attr-defined]
-    np.testing.assert_allclose(model.embed(MIXED), Embedder.load(tiny_t5_dir).embed(MIXED), atol=1e-5)
+    assert_vectors_close(
+        model.embed(MIXED),
+        Embedder.load(tiny_t5_dir).embed(MIXED),
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
+    )
 
 
 @pytest.mark.parametrize("quantize", [None, "int8"])

@@ -16,7 +16,7 @@ from instructembed import Embedder
 from instructembed.backends.onnx_backend import physical_cores
 from instructembed.export import export_onnx
 from instructembed.testing import MIXED_INPUTS as MIXED
-from instructembed.testing import cosines
+from instructembed.testing import RUNTIME_ATOL, RUNTIME_MIN_COSINE, assert_vectors_close, cosines
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,12 @@ def test_cls_pooling_graph_has_no_pool_mask_input(tiny_bert_dir: Path, tmp_path:
     out = export_onnx(source, tmp_path / "cls-onnx")
     onnx_model = Embedder.load(out, backend="onnx")
     assert "pool_mask" not in onnx_model.backend.input_names  # type: ignore[attr-defined]
-    np.testing.assert_allclose(onnx_model.embed(MIXED), Embedder.load(source).embed(MIXED), atol=1e-5)
+    assert_vectors_close(
+        onnx_model.embed(MIXED),
+        Embedder.load(source).embed(MIXED),
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
+    )
 
 
 def test_threads_default_to_physical_cores_and_can_be_set(tiny_export: Path) -> None:

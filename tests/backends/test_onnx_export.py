@@ -15,7 +15,13 @@ pytest.importorskip("onnxruntime", reason="the [onnx] extra is not installed")
 from instructembed import CheckpointError, Embedder
 from instructembed.errors import MissingExtraError
 from instructembed.export import MANIFEST, export_onnx, fingerprint, read_manifest
-from instructembed.testing import build_checkpoint, embed_in_a_process_without_torch
+from instructembed.testing import (
+    RUNTIME_ATOL,
+    RUNTIME_MIN_COSINE,
+    assert_vectors_close,
+    build_checkpoint,
+    embed_in_a_process_without_torch,
+)
 
 ITEMS = [
     ("Represent the Science title: ", "3D ActionSLAM"),
@@ -42,7 +48,12 @@ def test_round_trip_manifest_and_vectors(source: Path, exported: Path) -> None:
     assert (exported / "tokenizer.json").is_file() and (exported / "config.json").is_file()
     assert manifest.pooling == "mean" and manifest.normalize and manifest.dimension == 16
     loaded = Embedder.load(exported, backend="onnx")
-    np.testing.assert_allclose(loaded.embed(ITEMS), Embedder.load(source).embed(ITEMS), atol=1e-5)
+    assert_vectors_close(
+        loaded.embed(ITEMS),
+        Embedder.load(source).embed(ITEMS),
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
+    )
     assert loaded.max_seq_length == 128
     assert Embedder.load(exported, backend="onnx", max_seq_length=16).max_seq_length == 16
 
@@ -80,8 +91,11 @@ def test_stale_export_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="--overwrite"):
         export_onnx(src, out)
     export_onnx(src, out, overwrite=True)
-    np.testing.assert_allclose(
-        Embedder.load(out, backend="onnx").embed(ITEMS), Embedder.load(src).embed(ITEMS), atol=1e-5
+    assert_vectors_close(
+        Embedder.load(out, backend="onnx").embed(ITEMS),
+        Embedder.load(src).embed(ITEMS),
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
     )
     # A cache keyed by fingerprint never serves the old export.
     cache = tmp_path / "cache"
@@ -118,7 +132,7 @@ def test_export_loads_and_embeds_without_torch(exported: Path, tmp_path: Path) -
     expected = Embedder.load(exported, backend="onnx").embed(ITEMS)
     got = embed_in_a_process_without_torch(exported, "onnx", ITEMS, tmp_path)
     assert got.shape == (3, 16)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert_vectors_close(got, expected)
 
 
 def test_missing_onnxruntime_names_the_extra(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,7 +146,7 @@ def test_export_cli(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     import typer
     from typer.testing import CliRunner
 
-    from instructembed.export_cli import export_command
+    from instructembed.export.cli import export_command
 
     app = typer.Typer()
     app.command("export")(export_command)

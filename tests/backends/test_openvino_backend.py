@@ -18,10 +18,17 @@ from instructembed import CheckpointError, Embedder
 from instructembed.backends import physical_cores
 from instructembed.errors import InputFileError, MissingExtraError
 from instructembed.export import MANIFEST, export_model, export_onnx, read_manifest
-from instructembed.export_openvino import default_calibration
+from instructembed.export.openvino import default_calibration
 from instructembed.inputs import Item
 from instructembed.testing import MIXED_INPUTS as MIXED
-from instructembed.testing import build_checkpoint, cosines, embed_in_a_process_without_torch
+from instructembed.testing import (
+    RUNTIME_ATOL,
+    RUNTIME_MIN_COSINE,
+    assert_vectors_close,
+    build_checkpoint,
+    cosines,
+    embed_in_a_process_without_torch,
+)
 
 CALIBRATION = [
     Item("Represent the sentence: ", f"sentence number {i} about topic {i % 7}") for i in range(40)
@@ -74,10 +81,11 @@ def test_onnx_and_openvino_graphs_share_one_export(tiny_bert_dir: Path, tmp_path
     export_model(tiny_bert_dir, out, formats=["openvino"])
     files = read_manifest(out).files
     assert files == {"fp32": "model.onnx", "openvino-fp32": "openvino_model.xml"}
-    np.testing.assert_allclose(
+    assert_vectors_close(
         Embedder.load(out, backend="openvino").embed(MIXED),
         Embedder.load(out, backend="onnx").embed(MIXED),
-        atol=1e-5,
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
     )
     with pytest.raises(CheckpointError, match="--openvino --int8"):
         Embedder.load(out, backend="openvino", quantize="int8")
@@ -123,7 +131,7 @@ def test_export_loads_and_embeds_without_torch(tiny_ov: Path, tmp_path: Path) ->
     expected = Embedder.load(tiny_ov, backend="openvino").embed(MIXED[:3])
     got = embed_in_a_process_without_torch(tiny_ov, "openvino", MIXED[:3], tmp_path)
     assert got.shape == (3, 16)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert_vectors_close(got, expected)
 
 
 @pytest.mark.parametrize("module", ["openvino", "nncf"])
@@ -167,7 +175,7 @@ def test_export_cli_openvino_with_calibration(tiny_bert_dir: Path, tmp_path: Pat
     import typer
     from typer.testing import CliRunner
 
-    from instructembed.export_cli import export_command
+    from instructembed.export.cli import export_command
 
     app = typer.Typer()
     app.command("export")(export_command)
@@ -198,7 +206,7 @@ def test_export_cli_openvino_with_calibration(tiny_bert_dir: Path, tmp_path: Pat
 
 
 def test_read_calibration_file_errors(tmp_path: Path) -> None:
-    from instructembed.export_cli import read_calibration
+    from instructembed.export.cli import read_calibration
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no instruction field"}\n')
@@ -222,7 +230,12 @@ def test_minilm_parity_fp32_bf16_int8(minilm: Embedder, minilm_ov: Path, shared_
     ]
     items += repeated  # unlike any calibration text: static ranges must not clip them badly
     expected = minilm.embed(items)
-    np.testing.assert_allclose(Embedder.load(minilm_ov, backend="openvino").embed(items), expected, atol=1e-5)
+    assert_vectors_close(
+        Embedder.load(minilm_ov, backend="openvino").embed(items),
+        expected,
+        atol=RUNTIME_ATOL,
+        min_cosine=RUNTIME_MIN_COSINE,
+    )
     bf16 = Embedder.load(minilm_ov, backend="openvino", dtype="bfloat16").embed(items)
     assert cosines(bf16, expected).min() >= 0.999
     int8 = Embedder.load(minilm_ov, backend="openvino", quantize="int8").embed(items)
@@ -246,14 +259,14 @@ def test_embed_cli_runs_the_openvino_backend(tiny_ov: Path, tmp_path: Path) -> N
     expected = Embedder.load(tiny_ov, backend="openvino", quantize="int8").embed(
         ["first text", "", "third text, after a blank line"], instruction=instruction
     )
-    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    assert_vectors_close(np.load(out), expected)
     # Without --backend, an OpenVINO-only export runs on OpenVINO (not torch, which it cannot).
     result = CliRunner().invoke(app, [*args, "--overwrite", "--instruction", instruction])
     assert result.exit_code == 0, result.output
     fp32 = Embedder.load(tiny_ov).embed(
         ["first text", "", "third text, after a blank line"], instruction=instruction
     )
-    np.testing.assert_allclose(np.load(out), fp32, atol=1e-6)
+    assert_vectors_close(np.load(out), fp32)
 
 
 def test_info_cli_on_an_export_picks_the_runtime_it_has(

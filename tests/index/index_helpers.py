@@ -1,14 +1,10 @@
 """Helpers for the index tests (a unique module name, so it never clashes with another conftest):
-a small corpus with long documents and metadata, a brute-force ranking to compare with, and a
-byte-level snapshot of an index directory to compare two indexes with."""
+a small corpus with long documents and metadata and a brute-force ranking to compare with (an index
+read from its files is `helpers.index_files`, shared with the scale tests)."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -77,28 +73,3 @@ def brute_force(
         ranked.sort(key=lambda t: -t[1])
         out.append(ranked[:k])
     return out
-
-
-def snapshot(path: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]], np.ndarray]:
-    """(meta, rows in slot order, committed vectors) of an index, read straight from its files."""
-    conn = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
-    try:
-        meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-        rows = conn.execute(
-            'SELECT c.slot, d.id, d.text_sha256, d.metadata, d.n_chunks, c.chunk, c.start, c."end", c.text '
-            "FROM chunks c JOIN docs d ON d.key = c.doc ORDER BY c.slot"
-        ).fetchall()
-    finally:
-        conn.close()
-    raw = np.fromfile(path / meta["vectors_file"], dtype="<f4").reshape(-1, meta["dimension"])
-    return meta, rows, raw[: meta["slots"]]
-
-
-def assert_same_index(got: Path, expected: Path) -> None:
-    """Same ids, same rows at the same slots, nothing lost or duplicated, vectors within 1e-6."""
-    meta_a, rows_a, vectors_a = snapshot(got)
-    meta_b, rows_b, vectors_b = snapshot(expected)
-    assert rows_a == rows_b
-    assert (meta_a["slots"], meta_a["dead"]) == (meta_b["slots"], meta_b["dead"]) == (len(rows_b), 0)
-    assert len({r[1] for r in rows_a}) == len({r[1] for r in rows_b})
-    np.testing.assert_allclose(vectors_a, vectors_b, atol=1e-6, rtol=0)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_helpers import CHUNKING, DOC, QUERY, assert_same_index, corpus
+from index_helpers import CHUNKING, DOC, QUERY, corpus
 from typer.testing import CliRunner
 
+from helpers.index_files import assert_same_index
 from instructembed import Embedder
 from instructembed.cli import app
 from instructembed.index import Index

@@ -16,6 +16,7 @@ from integration_texts import DOCS, QUERIES, expected
 from instructembed import Embedder
 from instructembed.integrations.engine import DEFAULT_DOCUMENT_INSTRUCTION, DEFAULT_QUERY_INSTRUCTION
 from instructembed.integrations.haystack import InstructDocumentEmbedder, InstructTextEmbedder
+from instructembed.testing import assert_vectors_close
 
 pytestmark = pytest.mark.real_model
 TITLES = ["Paris", "Biology", "Programming", "Geography", "Typing"]
@@ -41,7 +42,7 @@ def test_pipelines_index_and_retrieve(minilm: Embedder) -> None:
         minilm, [f"{t}\n{d}" for t, d in zip(TITLES, DOCS, strict=True)], DEFAULT_DOCUMENT_INSTRUCTION
     )
     stored = {d.id: d.embedding for d in store.filter_documents()}
-    np.testing.assert_array_equal(
+    assert_vectors_close(
         np.array([stored[f"doc-{i}"] for i in range(len(DOCS))], dtype=np.float32), want_docs
     )
 
@@ -51,7 +52,7 @@ def test_pipelines_index_and_retrieve(minilm: Embedder) -> None:
     query.connect("embedder.embedding", "retriever.query_embedding")
     for text, answer in QUERIES:
         result = query.run({"embedder": {"text": text}}, include_outputs_from={"embedder"})
-        np.testing.assert_array_equal(
+        assert_vectors_close(
             np.array(result["embedder"]["embedding"], dtype=np.float32),
             expected(minilm, [text], DEFAULT_QUERY_INSTRUCTION)[0],
         )
@@ -73,12 +74,10 @@ def test_to_dict_from_dict_and_a_serialized_pipeline(tiny_bert_dir: Path, tiny_m
     restored = Pipeline.loads(pipeline.dumps(), allowed_modules=["instructembed.integrations.haystack"])
     restored.warm_up()
     got = restored.run({"embedder": {"text": "a question"}})["embedder"]["embedding"]
-    np.testing.assert_array_equal(
-        np.array(got, dtype=np.float32), tiny_model.embed([("Q: ", "a question")])[0]
-    )
+    assert_vectors_close(np.array(got, dtype=np.float32), tiny_model.embed([("Q: ", "a question")])[0])
 
     out = again.run([Document(content="body", meta={"title": "T"}), Document(content="plain")])["documents"]
     want = tiny_model.embed([("Doc: ", "T\nbody"), ("Doc: ", "plain")])
-    np.testing.assert_array_equal(np.array([d.embedding for d in out], dtype=np.float32), want)
+    assert_vectors_close(np.array([d.embedding for d in out], dtype=np.float32), want)
     with pytest.raises(TypeError, match="InstructDocumentEmbedder"):
         InstructTextEmbedder(str(tiny_bert_dir)).run(text=["not", "a string"])  # type: ignore[arg-type]

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from integration_texts import ATOL, DOCS, QUERIES, expected
+from integration_texts import DOCS, QUERIES, expected
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from instructembed import Embedder
 from instructembed.integrations.engine import DEFAULT_DOCUMENT_INSTRUCTION, DEFAULT_QUERY_INSTRUCTION
 from instructembed.integrations.langchain import InstructEmbeddings
+from instructembed.testing import assert_vectors_close
 
 pytestmark = pytest.mark.real_model
 
@@ -55,17 +56,17 @@ def test_defaults_are_langchains_instructor_pair() -> None:
 def test_same_vectors_as_embed_in_process(minilm: Embedder) -> None:
     emb = InstructEmbeddings(model_name="all-MiniLM-L6-v2", embedder=minilm, embed_instruction="Doc: ")
     docs = np.array(emb.embed_documents(DOCS), dtype=np.float32)
-    np.testing.assert_array_equal(docs, expected(minilm, DOCS, "Doc: "))
+    assert_vectors_close(docs, expected(minilm, DOCS, "Doc: "))
     query = np.array(emb.embed_query(QUERIES[0][0]), dtype=np.float32)
-    np.testing.assert_array_equal(query, expected(minilm, [QUERIES[0][0]], DEFAULT_QUERY_INSTRUCTION)[0])
+    assert_vectors_close(query, expected(minilm, [QUERIES[0][0]], DEFAULT_QUERY_INSTRUCTION)[0])
     assert not np.allclose(query, expected(minilm, [QUERIES[0][0]], "Doc: ")[0])  # instructions differ
 
     async def both() -> tuple[list[list[float]], list[float]]:
         return await emb.aembed_documents(DOCS), await emb.aembed_query(QUERIES[0][0])
 
     adocs, aquery = asyncio.run(both())
-    np.testing.assert_array_equal(np.array(adocs, dtype=np.float32), docs)
-    np.testing.assert_array_equal(np.array(aquery, dtype=np.float32), query)
+    assert_vectors_close(np.array(adocs, dtype=np.float32), docs)
+    assert_vectors_close(np.array(aquery, dtype=np.float32), query)
     assert emb.embed_documents([]) == []
 
 
@@ -76,7 +77,7 @@ def test_concurrent_async_calls_share_one_model(minilm: Embedder) -> None:
         return await asyncio.gather(*(emb.aembed_documents([d]) for d in DOCS))
 
     rows = np.array([r[0] for r in asyncio.run(many())], dtype=np.float32)
-    np.testing.assert_allclose(rows, expected(minilm, DOCS, DEFAULT_DOCUMENT_INSTRUCTION), atol=ATOL, rtol=0)
+    assert_vectors_close(rows, expected(minilm, DOCS, DEFAULT_DOCUMENT_INSTRUCTION))
 
 
 @pytest.fixture(scope="module")
@@ -91,19 +92,19 @@ def server(minilm: Embedder) -> Iterator[str]:
 def test_same_vectors_through_a_server(server: str, minilm: Embedder) -> None:
     emb = InstructEmbeddings(base_url=server, api_key="s3cret", batch_size=2)  # 5 docs: 3 requests
     docs = np.array(emb.embed_documents(DOCS), dtype=np.float32)
-    np.testing.assert_allclose(docs, expected(minilm, DOCS, DEFAULT_DOCUMENT_INSTRUCTION), atol=ATOL, rtol=0)
+    assert_vectors_close(docs, expected(minilm, DOCS, DEFAULT_DOCUMENT_INSTRUCTION))
     queries = [q for q, _ in QUERIES]
     got = np.array([emb.embed_query(q) for q in queries], dtype=np.float32)
     want = expected(minilm, queries, DEFAULT_QUERY_INSTRUCTION)
-    np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+    assert_vectors_close(got, want)
     assert [int(np.argmax(docs @ q)) for q in got] == [i for _, i in QUERIES]
 
     async def both() -> tuple[list[list[float]], list[float]]:
         return await emb.aembed_documents(DOCS), await emb.aembed_query(queries[0])
 
     adocs, aquery = asyncio.run(both())
-    np.testing.assert_allclose(np.array(adocs, dtype=np.float32), docs, atol=ATOL, rtol=0)
-    np.testing.assert_allclose(np.array(aquery, dtype=np.float32), want[0], atol=ATOL, rtol=0)
+    assert_vectors_close(np.array(adocs, dtype=np.float32), docs)
+    assert_vectors_close(np.array(aquery, dtype=np.float32), want[0])
 
 
 def test_server_errors_are_clear(server: str) -> None:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from helpers.index_files import assert_same_index
 from instructembed.chunking import ChunkSettings
 from instructembed.cli import app
 from instructembed.errors import InputFileError
@@ -31,6 +31,7 @@ from instructembed.index.from_parquet import create_for, ingest, plan_ingest
 from instructembed.scale.batches import Columns, ModelOptions
 from instructembed.scale.job import JobConfig, ShardWorker, plan
 from instructembed.scale.shards import MANIFEST, SHARD_KEY, SHARDS, fingerprint_of, write_manifest
+from instructembed.testing import assert_vectors_close
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,29 +75,6 @@ def add_args(index: Path, out: Path, new: bool = True) -> list[str]:
     ]  # fmt: skip
 
 
-def snapshot(path: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]], np.ndarray]:
-    """(meta, rows in slot order, committed vectors), read straight from the index's files."""
-    conn = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
-    try:
-        meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-        rows = conn.execute(
-            'SELECT c.slot, d.id, d.text_sha256, d.metadata, d.n_chunks, d.truncated, c.chunk, c.start, c."end", '
-            "c.text FROM chunks c JOIN docs d ON d.key = c.doc ORDER BY c.slot"
-        ).fetchall()
-    finally:
-        conn.close()
-    raw = np.fromfile(path / meta["vectors_file"], dtype="<f4").reshape(-1, meta["dimension"])
-    return meta, rows, raw[: meta["slots"]]
-
-
-def assert_same_index(got: Path, expected: Path) -> None:
-    meta_a, rows_a, vectors_a = snapshot(got)
-    meta_b, rows_b, vectors_b = snapshot(expected)
-    assert rows_a == rows_b and len(rows_a) > 0
-    assert (meta_a["slots"], meta_a["dead"]) == (meta_b["slots"], meta_b["dead"]) == (len(rows_b), 0)
-    np.testing.assert_allclose(vectors_a, vectors_b, atol=1e-6, rtol=0)
-
-
 @pytest.fixture(scope="module")
 def job(local_ray: Any, tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A chunked `embed --engine ray` job over two files, and `index build` over the same rows."""
@@ -134,10 +112,7 @@ def test_ray_chunk_rows_equal_embed_chunk(job: dict[str, Path], tiny_bert_dir: P
         for name in ("id", "doc", "chunk", "start", "end"):
             assert got.column(name).to_pylist() == want.column(name).to_pylist(), name
         assert max(got.column("chunk").to_pylist()) > 1  # long documents were split
-        np.testing.assert_allclose(
-            np.asarray(got.column("embedding").to_pylist()), np.asarray(want.column("embedding").to_pylist()),
-            atol=1e-6, rtol=0,
-        )  # fmt: skip
+        assert_vectors_close(np.asarray(got.column("embedding").to_pylist()), np.asarray(want.column("embedding").to_pylist()))  # fmt: skip
 
 
 def test_from_parquet_equals_index_build(job: dict[str, Path], tmp_path: Path) -> None:

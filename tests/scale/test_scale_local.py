@@ -16,6 +16,7 @@ from instructembed.errors import InstructEmbedError
 from instructembed.scale.batches import Columns, ModelOptions
 from instructembed.scale.job import JobConfig, embed_dataset, run_job
 from instructembed.scale.shards import MANIFEST, SHARDS, find_inputs, iter_shard_tables, read_manifest
+from instructembed.testing import assert_vectors_close
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def test_embed_dataset_equals_one_process(local_ray: Any, minilm: Any, tmp_path:
     assert [r["id"] for r in out] == ids
     got = np.stack([r["embedding"] for r in out])
     assert got.dtype == np.float32 and got.shape == want.shape
-    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert_vectors_close(got, want)
 
 
 def test_embed_dataset_reads_paths_in_any_order_joined_on_id(
@@ -62,7 +63,7 @@ def test_embed_dataset_reads_paths_in_any_order_joined_on_id(
     by_id = {r["id"]: r["embedding"] for r in out}
     assert len(out) == len(ids) and sorted(by_id) == sorted(ids)
     want = options.load().embed([texts[i] for i in ids])
-    np.testing.assert_allclose(np.stack([by_id[i] for i in ids]), want, atol=1e-6, rtol=0)
+    assert_vectors_close(np.stack([by_id[i] for i in ids]), want)
 
 
 def test_the_job_writes_shards_and_a_rerun_skips_them(
@@ -84,7 +85,7 @@ def test_the_job_writes_shards_and_a_rerun_skips_them(
     for shard, (record, table) in zip(find_inputs(config.input), tables, strict=True):
         texts = [json.loads(line)["text"] for line in Path(shard.path).read_text().splitlines()]
         got = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
-        np.testing.assert_allclose(got, embedder.embed(texts, instruction="Represent: "), atol=1e-6)
+        assert_vectors_close(got, embedder.embed(texts, instruction="Represent: "))
         assert record.rows == record.vectors == 50
 
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / SHARDS).iterdir()}

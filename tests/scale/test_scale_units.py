@@ -54,12 +54,10 @@ def test_embed_batches_adds_the_vectors_embed_gives(options: ModelOptions, embed
     per_row = EmbedBatches(options, Columns(instruction="inst"))(batch)
     assert list(per_row["id"]) == ["x", "y", "z"] and per_row["text"] is texts
     want = embedder.embed(list(zip(instructions, texts, strict=True)))
-    np.testing.assert_array_equal(per_row["embedding"], want)
+    assert_vectors_close(per_row["embedding"], want)
 
     one = EmbedBatches(options, instruction="Represent the doc: ")(batch)
-    np.testing.assert_array_equal(
-        one["embedding"], embedder.embed(list(texts), instruction="Represent the doc: ")
-    )
+    assert_vectors_close(one["embedding"], embedder.embed(list(texts), instruction="Represent the doc: "))
 
 
 def test_embed_batches_names_a_missing_column(options: ModelOptions) -> None:
@@ -86,7 +84,7 @@ def test_chunking_gives_the_rows_of_embed_chunk(tiny_bert_dir: Path) -> None:
     assert [(s, e) for s, e in zip(out["start"], out["end"], strict=True)] == [
         (c.start, c.end) for c in want.chunks
     ]
-    np.testing.assert_allclose(out["embedding"], embedder.embed_tokenized(want.rows), atol=1e-6, rtol=0)
+    assert_vectors_close(out["embedding"], embedder.embed_tokenized(want.rows))
     # chunk 0 of the long document is its truncated head: exactly what embedding it whole gives
     assert_vectors_close(out["embedding"][:1], embedder.embed([texts[0]], instruction="Represent: "))
     embedded = embed_items(embedder, [Item(None, t) for t in texts], settings)

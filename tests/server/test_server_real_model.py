@@ -18,12 +18,9 @@ import pytest
 
 from instructembed.server import ServerSettings, create_app
 from instructembed.server.testing import ThreadedServer
+from instructembed.testing import assert_vectors_close
 
 pytestmark = [pytest.mark.real_model, pytest.mark.slow]
-
-# Rows match `embed` to float32 rounding: the embedder itself differs by ~1e-7 between batch
-# compositions (different padding lengths change the order of float additions).
-ATOL = 2e-6
 
 INSTRUCTIONS = [
     None,
@@ -101,7 +98,7 @@ def test_concurrent_mixed_instructions_match_embed(real: tuple[str, Any]) -> Non
     expected = embedder.embed(all_items)
     got = np.concatenate([rows for _, rows, _ in results])
     assert got.shape == (len(all_items), 384)
-    np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
+    assert_vectors_close(got, expected)
     for items, _, tokens in results:
         assert tokens == sum(min(c, embedder.max_seq_length) for c in embedder.token_counts(items))
 
@@ -113,9 +110,7 @@ def test_embed_route_with_instructor_pairs(real: tuple[str, Any]) -> None:
         ["", "no instruction"],
     ]
     rows = httpx.post(f"{base_url}/embed", json={"inputs": pairs}, timeout=60).json()
-    np.testing.assert_allclose(
-        np.array(rows, dtype=np.float32), embedder.embed([tuple(p) for p in pairs]), atol=ATOL, rtol=0
-    )
+    assert_vectors_close(np.array(rows, dtype=np.float32), embedder.embed([tuple(p) for p in pairs]))
 
 
 def test_overlong_input_is_truncated_like_embed(real: tuple[str, Any]) -> None:
@@ -126,11 +121,8 @@ def test_overlong_input_is_truncated_like_embed(real: tuple[str, Any]) -> None:
     )
     body = response.json()
     assert body["usage"]["prompt_tokens"] == embedder.max_seq_length
-    np.testing.assert_allclose(
-        np.array([body["data"][0]["embedding"]], dtype=np.float32),
-        embedder.embed([long_text]),
-        atol=ATOL,
-        rtol=0,
+    assert_vectors_close(
+        np.array([body["data"][0]["embedding"]], dtype=np.float32), embedder.embed([long_text])
     )
 
 
@@ -155,4 +147,4 @@ def test_odd_but_valid_text_embeds(real: tuple[str, Any], text: str) -> None:
     assert response.status_code == 200, response.text
     row = np.array(response.json()["data"][0]["embedding"], dtype=np.float32)
     assert np.isfinite(row).all() and row.shape == (384,)
-    np.testing.assert_allclose(row, embedder.embed([text])[0], atol=ATOL, rtol=0)
+    assert_vectors_close(row, embedder.embed([text])[0])

@@ -8,7 +8,6 @@ streamed into the index in committed batches. Killed or interrupted, the same co
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,14 @@ import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
 from instructembed.chunking import ChunkPool, ChunkSettings
-from instructembed.cli_options import AllowPickleOpt, BackendOpt, DtypeOpt, QuantizeOpt, friendly_errors
+from instructembed.cli_options import (
+    AllowPickleOpt,
+    BackendOpt,
+    DtypeOpt,
+    QuantizeOpt,
+    friendly_errors,
+    setup_logging,
+)
 from instructembed.files import InputFormat, count_lines, input_format, read_rows
 from instructembed.index.ann import AnnKind, AnnSettings
 from instructembed.index.errors import IndexStoreError
@@ -70,12 +76,6 @@ DirArg = Annotated[Path, typer.Argument(envvar="INSTRUCTEMBED_INDEX", help="The 
 def _resume_hint(kwargs: dict[str, Any]) -> str:
     where = kwargs.get("out") or kwargs.get("path")
     return f"interrupted; {where} holds every batch committed so far: run the same command again to continue"
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
 
 
 def _records(
@@ -173,7 +173,7 @@ def build_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Embed every record of INPUT into a new index at OUT, or continue one that was interrupted."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     stream, total = _records(input, format, id_field, text_field, metadata_field)
     from instructembed.embedder import Embedder
     from instructembed.index.core import Index, remove_index
@@ -272,7 +272,7 @@ def add_command(
     """Add or replace (by id) the records of INPUT in the index at PATH, with the model it was built
     with; or, with --from-parquet, the vectors a Ray job made (same fingerprint required; a PATH that
     does not exist yet is created with the job's model, instruction and chunking)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from instructembed.index.core import Index
 
     either = "give --input (records to embed) or --from-parquet (vectors of `embed --engine ray`)"
@@ -476,7 +476,7 @@ def search_command(
     verbose: VerboseOpt = False,
 ) -> None:
     """Search an index: one JSON line per query with its top-k hits (id, score, chunk span, metadata, text)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     if (query is None) == (input is None):
         raise ValueError("give queries with --query TEXT (repeatable) or --input FILE, one of the two")
     if output is not None and output.suffix.lower() not in (".jsonl", ".ndjson"):

@@ -1,0 +1,2 @@
+"""Helpers shared by test folders (importable as `helpers.*`: pyproject's pytest `pythonpath`
+puts tests/ on the path)."""
