@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from instructembed import Embedder
-from instructembed.chunking import OTHER_CHUNK_MARGIN, ChunkSettings, chunk_documents
+from instructembed.chunking import HEAD_WEIGHT, ChunkSettings, chunk_documents
 from instructembed.inputs import Item
 
 DOC = "Represent the document for retrieval: "
@@ -59,15 +59,11 @@ def brute_force(
             if keep is not None and record["id"] not in keep:
                 continue
             mine = np.flatnonzero(doc_of == d)
-            if pool == "head":  # the head's score, or another chunk's minus the margin when higher
-                adjusted = [
-                    float(scores[c]) - (OTHER_CHUNK_MARGIN if batch.chunks[c].index > 0 else 0.0)
-                    for c in mine
-                ]
-                best = int(mine[int(np.argmax(adjusted))])
-                value = max(adjusted)
+            best = int(mine[np.argmax(scores[mine])])
+            if pool == "head":  # the truncated head's score blended with the best chunk's
+                head = next(c for c in mine if batch.chunks[c].index == 0)
+                value = HEAD_WEIGHT * float(scores[head]) + (1 - HEAD_WEIGHT) * float(scores[best])
             else:
-                best = int(mine[np.argmax(scores[mine])])
                 value = float(scores[mine].max() if pool == "max" else scores[mine].mean())
             ranked.append((str(record["id"]), value, batch.chunks[best].index))
         ranked.sort(key=lambda t: -t[1])

@@ -95,7 +95,7 @@ def test_hits_carry_chunk_spans_text_and_metadata(
     path, records = built
     by_id = {r["id"]: r for r in records}
     # a query that is exactly the vector of a later chunk of a long document finds that chunk (max
-    # pooling: the tiny random model's vectors are so alike that its head still wins under the margin)
+    # pooling: the tiny random model's vectors are so alike that the head blend can rank another first)
     batch = chunk_documents(short_bert, [Item(DOC, str(by_id["doc-010"]["text"]))], CHUNKING)
     target = batch.chunks[3]
     query = short_bert.embed_tokenized([batch.rows[3]])

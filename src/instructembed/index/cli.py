@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
-from instructembed.chunking import ChunkPool, ChunkSettings
+from instructembed.chunking import HEAD_WEIGHT, ChunkPool, ChunkSettings
 from instructembed.cli_options import (
     AllowPickleOpt,
     BackendOpt,
@@ -463,8 +463,8 @@ def search_command(
         ChunkPool,
         typer.Option(
             envvar="INSTRUCTEMBED_POOL",
-            help="A document's score: its head's unless another chunk beats it by a margin (head), "
-            "its best chunk's (max), or the mean.",
+            help=f"A document's score: {HEAD_WEIGHT} x its head's (the truncated document) + "
+            f"{1 - HEAD_WEIGHT} x its best chunk's (head), its best chunk's (max), or the mean.",
         ),
     ] = ChunkPool.HEAD,
     exact: Annotated[bool, typer.Option(help="Ignore the approximate index.")] = False,

@@ -44,7 +44,15 @@ from instructembed.index.fingerprint import (
     warn_version,
 )
 from instructembed.index.records import CheckedRecord, Record, checked
-from instructembed.index.search import Hit, build_hits, filter_sql, rank_documents, subset_fetch
+from instructembed.index.search import (
+    DocScores,
+    Hit,
+    build_hits,
+    doc_scores,
+    filter_sql,
+    rank_documents,
+    subset_fetch,
+)
 from instructembed.index.vectors import append_rows, copy_rows, fsync_dir, map_rows, storage_error
 from instructembed.inputs import Item
 
@@ -456,8 +464,8 @@ class Index:
 
         Queries are embedded with the index's query instruction (`query_instruction` overrides it;
         "" embeds them without one). `filter`: metadata key -> value (or list of values, any of);
-        all keys must match. `pool`: a document's score is its head's, or its best other chunk's
-        minus `chunking.OTHER_CHUNK_MARGIN` when that is higher ("head", the default); its best
+        all keys must match. `pool`: a document's score is `chunking.HEAD_WEIGHT` x its head's
+        (the truncated document's) + the rest x its best chunk's ("head", the default); its best
         chunk's ("max"); or the mean over its chunks ("mean"). `exact=True` ignores the approximate
         index.
         """
@@ -491,7 +499,7 @@ class Index:
             meta = store.read_meta(self._conn, self.path)
             rows = self._rows(meta)
             conn = self._conn
-            slot_docs: store.SlotDocs = lambda s: store.slot_docs(conn, s)  # noqa: E731
+            slot_docs: Callable[[Sequence[int]], dict[int, int]] = lambda s: store.slot_docs(conn, s)  # noqa: E731
             fetch, total = self._fetcher(meta, rows, exact)
             if where:
                 allowed = store.live_slots(conn, where, params)
@@ -503,12 +511,11 @@ class Index:
                     mask[allowed] = True
                     slot_docs = lambda s: {k: v for k, v in store.slot_docs(conn, s).items() if mask[k]}  # noqa: E731
 
-            def mean_scores(query: np.ndarray, keys: Sequence[int]) -> dict[int, tuple[float, int, float]]:
+            def mean_scores(query: np.ndarray, keys: Sequence[int]) -> dict[int, DocScores]:
                 out = {}
                 for key, doc_rows in store.doc_slots(conn, keys).items():
-                    scores = rows[doc_rows] @ query  # (chunks,)
-                    best = int(np.argmax(scores))
-                    out[key] = (float(scores.mean()), doc_rows[best], float(scores[best]))
+                    slots = [slot for slot, _ in doc_rows]
+                    out[key] = doc_scores(rows[slots] @ query, slots, [chunk for _, chunk in doc_rows])
                 return out
 
             first = min(total, 2 * k + 16 + min(meta.dead, 4 * k))

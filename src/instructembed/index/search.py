@@ -1,16 +1,14 @@
 """From chunk matches to ranked documents, and metadata filters.
 
-A document's score (`pool`) is its head's (chunk 0: the document truncated to the window), or its
-best other chunk's minus a margin when that is higher (`head`, the default); the best score of its
-chunks (`max`); or the mean over all its chunks (`mean`). Chunks are fetched best-first, `kf` at a
-time, and `kf` grows until the answer is settled:
+A document's score (`pool`) is a blend of its head's (chunk 0: the document truncated to the window)
+and its best chunk's, `HEAD_WEIGHT * head + (1 - HEAD_WEIGHT) * best` (`head`, the default; chosen on
+SciFact dev, docs/index.md); the best score of its chunks (`max`); or the mean over all its chunks
+(`mean`). Chunks are fetched best-first, `kf` at a time, and `kf` grows until the answer is settled:
 
 - max: the first `k` distinct documents among chunks in score order are the top `k`;
-- head: a chunk never fetched scores at most the last fetched score `t`, and its margin only
-  lowers it; once `k` documents' best fetched (margin-adjusted) scores are >= `t`, those are exact
-  and no other document can beat them;
-- mean: a document never fetched has every chunk at or below the last fetched score `t`, so its
-  mean is too; once `k` fetched documents have an exact mean >= `t`, no other can beat them.
+- head and mean: a document never fetched has every chunk at or below the last fetched score `t`,
+  so its blend (or mean) is too; once `k` fetched documents have an exact score >= `t` (computed
+  over all their chunks), no other can beat them.
 
 Rows that belong to no live document (replaced or deleted, until a rebuild compacts them) and rows
 outside a filter are skipped as they come. With exact fetching this is exactly the brute-force
@@ -27,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from instructembed.chunking import OTHER_CHUNK_MARGIN, ChunkPool
+from instructembed.chunking import HEAD_WEIGHT, ChunkPool
 from instructembed.index import ann, store
 from instructembed.index.errors import IndexStoreError
 
 #: (queries (Q, D), kf) -> (scores (Q, kf), slots (Q, kf)) best first; slot -1 = nothing.
 Fetch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
-#: slots -> {slot: (document key, chunk number)} for the slots that are live (and pass the filter).
-SlotDocs = store.SlotDocs
-#: (query (D,), document keys) -> {key: (mean score, best slot, best score)} over all their chunks.
-MeanScores = Callable[[np.ndarray, Sequence[int]], dict[int, tuple[float, int, float]]]
+#: slots -> {slot: document key} for the slots that are live (and pass the filter).
+SlotDocs = Callable[[Sequence[int]], dict[int, int]]
+#: (query (D,), document keys) -> {key: DocScores} over all their chunks.
+MeanScores = Callable[[np.ndarray, Sequence[int]], dict[int, "DocScores"]]
 
 
 @dataclass(frozen=True)
@@ -64,9 +62,35 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class DocScores:
+    """One document's chunk scores for a query, summarised."""
+
+    mean: float
+    head: float  # its chunk 0's
+    best_slot: int
+    best: float
+
+    def blend(self, weight: float = HEAD_WEIGHT) -> float:
+        """`head` pooling: weight * head + (1 - weight) * best."""
+        return weight * self.head + (1.0 - weight) * self.best
+
+
+def doc_scores(chunk_scores: np.ndarray, slots: Sequence[int], chunks: Sequence[int]) -> DocScores:
+    """Summarise one document's (n,) chunk scores (its slots and chunk numbers alongside). Pure."""
+    best = int(np.argmax(chunk_scores))
+    head = [i for i, c in enumerate(chunks) if c == 0]
+    return DocScores(
+        float(chunk_scores.mean()),
+        float(chunk_scores[head[0]] if head else chunk_scores[best]),
+        int(slots[best]),
+        float(chunk_scores[best]),
+    )
+
+
+@dataclass(frozen=True)
 class DocMatch:
     key: int  # document key
-    score: float  # head (margin-adjusted max), max or mean over its chunks
+    score: float  # head blend, max or mean over its chunks
     slot: int  # its best chunk's slot
     chunk_score: float  # its best chunk's score
 
@@ -80,11 +104,10 @@ def rank_documents(
     pool: ChunkPool = ChunkPool.HEAD,
     mean_scores: MeanScores | None = None,
     first_fetch: int | None = None,
-    margin: float = OTHER_CHUNK_MARGIN,
 ) -> list[list[DocMatch]]:
     """Top `k` documents per query. `total` = how many rows `fetch` can return at most."""
-    if pool is ChunkPool.MEAN and mean_scores is None:
-        raise ValueError("mean pooling needs mean_scores")
+    if pool is not ChunkPool.MAX and mean_scores is None:
+        raise ValueError(f"{pool.value} pooling needs mean_scores")
     results: list[list[DocMatch] | None] = [None] * len(queries)
     if total == 0 or k == 0:
         return [[] for _ in range(len(queries))]
@@ -96,9 +119,7 @@ def rank_documents(
         exhausted = kf >= total
         still: list[int] = []
         for row, q in enumerate(pending):
-            found = _settle(
-                queries[q], k, scores[row], slots[row], docs, exhausted, pool, mean_scores, margin
-            )
+            found = _settle(queries[q], k, scores[row], slots[row], docs, exhausted, pool, mean_scores)
             if found is None:
                 still.append(q)
             else:
@@ -113,36 +134,30 @@ def _settle(
     k: int,
     scores: np.ndarray,
     slots: np.ndarray,
-    docs: dict[int, tuple[int, int]],
+    docs: dict[int, int],
     exhausted: bool,
     pool: ChunkPool,
     mean_scores: MeanScores | None,
-    margin: float,
 ) -> list[DocMatch] | None:
     """The top `k` for one query from its fetched chunks, or None when more must be fetched."""
-    valid = slots >= 0
-    threshold = -math.inf if exhausted or not valid.any() else float(scores[valid].min())
     best: dict[int, DocMatch] = {}
     for score, slot in zip(scores.tolist(), slots.tolist(), strict=True):
-        found = docs.get(slot) if slot >= 0 else None
-        if found is None:
-            continue
-        key, chunk = found
-        adjusted = score if pool is not ChunkPool.HEAD or chunk == 0 else score - margin
-        if key not in best or adjusted > best[key].score:
-            best[key] = DocMatch(key, adjusted, slot, score)
+        key = docs.get(slot) if slot >= 0 else None
+        if key is not None and key not in best:
+            best[key] = DocMatch(key, score, slot, score)
     if pool is ChunkPool.MAX:
         if len(best) >= k or exhausted:
             return sorted(best.values(), key=lambda m: (-m.score, m.slot))[:k]
         return None
-    if pool is ChunkPool.HEAD:
-        if exhausted or sum(1 for m in best.values() if m.score >= threshold) >= k:
-            return sorted(best.values(), key=lambda m: (-m.score, m.slot))[:k]
-        return None
     if mean_scores is None:
-        raise ValueError("mean pooling needs mean_scores")
-    means = mean_scores(query, list(best))
-    matches = [DocMatch(key, m, s, c) for key, (m, s, c) in means.items()]
+        raise ValueError(f"{pool.value} pooling needs mean_scores")
+    valid = slots >= 0
+    threshold = -math.inf if exhausted or not valid.any() else float(scores[valid].min())
+    summaries = mean_scores(query, list(best))
+    matches = [
+        DocMatch(key, d.blend() if pool is ChunkPool.HEAD else d.mean, d.best_slot, d.best)
+        for key, d in summaries.items()
+    ]
     settled = sum(1 for m in matches if m.score >= threshold)
     if settled >= k or exhausted:
         return sorted(matches, key=lambda m: (-m.score, m.slot))[:k]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,27 +292,25 @@ def renumber_slots(conn: sqlite3.Connection, live: np.ndarray) -> None:
     conn.execute("DROP TABLE remap")
 
 
-#: slots -> {slot: (document key, chunk number)} (`slot_docs`, or a filtered view of it).
-SlotDocs = Callable[[Sequence[int]], dict[int, tuple[int, int]]]
-
-
-def slot_docs(conn: sqlite3.Connection, slots: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """slot -> (document key, chunk number), for the live slots among `slots`."""
-    out: dict[int, tuple[int, int]] = {}
+def slot_docs(conn: sqlite3.Connection, slots: Sequence[int]) -> dict[int, int]:
+    """slot -> document key, for the live slots among `slots`."""
+    out: dict[int, int] = {}
     for part in _in_chunks(slots):
-        query = f"SELECT slot, doc, chunk FROM chunks WHERE slot IN ({_marks(len(part))})"
-        out.update((slot, (doc, chunk)) for slot, doc, chunk in conn.execute(query, list(part)))
+        out.update(
+            conn.execute(f"SELECT slot, doc FROM chunks WHERE slot IN ({_marks(len(part))})", list(part))
+        )
     return out
 
 
-def doc_slots(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, list[int]]:
-    """document key -> all its slots."""
-    out: dict[int, list[int]] = {}
+def doc_slots(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+    """document key -> all its (slot, chunk number), in slot order."""
+    out: dict[int, list[tuple[int, int]]] = {}
     for part in _in_chunks(keys):
-        for slot, doc in conn.execute(
-            f"SELECT slot, doc FROM chunks WHERE doc IN ({_marks(len(part))}) ORDER BY slot", list(part)
+        for slot, doc, chunk in conn.execute(
+            f"SELECT slot, doc, chunk FROM chunks WHERE doc IN ({_marks(len(part))}) ORDER BY slot",
+            list(part),
         ):
-            out.setdefault(doc, []).append(slot)
+            out.setdefault(doc, []).append((slot, chunk))
     return out
 
 
