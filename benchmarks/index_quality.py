@@ -87,7 +87,7 @@ def evaluate(
     corpus_file = write_jsonl(work / f"{name}-corpus.jsonl", corpus)
     query_file = write_jsonl(work / f"{name}-queries.jsonl", queries)
     out: dict[str, Any] = {"documents": len(corpus), "queries": len(queries)}
-    for label, chunk_flags in (("truncate", ["--no-chunk"]), ("default", [])):
+    for label, chunk_flags in (("default", []), ("truncate", ["--no-chunk"])):
         index = work / f"{name}-{label}"
         args = ["index", "build", "-i", corpus_file, "-o", index, "-m", model, "--no-progress", *chunk_flags]
         if doc_instruction:
