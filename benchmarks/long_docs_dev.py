@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument(
         "--test-once",
         action="store_true",
-        help="Score only truncation and the chosen default (first-247-32, head pooling with the library's "
+        help="Score only truncation and the chosen default (head-247-32, head pooling with the library's "
         "HEAD_WEIGHT) on the 300 *test* claims, from the cached corpus vectors. Run once, after choosing.",
     )
     args = parser.parse_args()
@@ -202,7 +202,7 @@ def main() -> None:
     if args.test_once:
         queries = {q: data.queries[q] for q in data.queries if data.qrels.get(q)}
         qrels = {q: data.qrels[q] for q in queries}
-        args.sets, args.cached_only = "first-247-32", True
+        args.sets, args.cached_only = "head-247-32", True
     dids = list(data.corpus)
     titles = [data.corpus[d][0] for d in dids]
     abstracts = [data.corpus[d][1] for d in dids]

@@ -128,9 +128,7 @@ def test_long_document_chunks_fit_the_window_and_point_into_the_text(short_model
     assert sum(c.doc == 0 for c in batch.chunks) > sum(c.doc == 1 for c in batch.chunks)
 
 
-def test_the_head_is_the_truncated_document_and_windows_carry_its_first_sentence(
-    short_model: Embedder,
-) -> None:
+def test_the_head_is_the_truncated_document_and_the_windows_follow_it(short_model: Embedder) -> None:
     batch = chunk_documents(short_model, [Item(INSTRUCTION, LONG)], ChunkSettings(overlap=4))
     head_row = short_model.tokenize([(INSTRUCTION, LONG)])[0]
     assert batch.rows[0].ids == head_row.ids and head_row.truncated  # exactly embed's (truncated) row
@@ -138,12 +136,27 @@ def test_the_head_is_the_truncated_document_and_windows_carry_its_first_sentence
         short_model.embed_tokenized(batch.rows[:1]), short_model.embed([(INSTRUCTION, LONG)])
     )
     assert LONG.startswith(batch.chunks[0].text) and len(batch.chunks[0].text) < len(LONG)
+    # the windows: from `overlap` tokens before the head's end, each embedded alone (no context)
     splitter = Splitter(short_model.tokenizer, ChunkSettings(overlap=4))
+    offsets = splitter.offsets([LONG])[0]
+    kept = splitter.window(INSTRUCTION)
+    spans = token_windows(offsets, splitter.budget(INSTRUCTION), 4, first=kept - 4)
+    assert [(c.start, c.end) for c in batch.chunks[1:]] == spans
+    rows = short_model.tokenize([(INSTRUCTION, LONG[s:e]) for s, e in spans])
+    assert [r.ids for r in batch.rows[1:]] == [r.ids for r in rows]
+
+
+def test_first_sentence_context_goes_in_front_of_every_window(short_model: Embedder) -> None:
+    settings = ChunkSettings(overlap=4, context="first-sentence")
+    batch = chunk_documents(short_model, [Item(INSTRUCTION, LONG)], settings)
+    splitter = Splitter(short_model.tokenizer, settings)
     offsets = splitter.offsets([LONG])[0]
     limit = min(CONTEXT_TOKENS, splitter.budget(INSTRUCTION) // 4)
     context = LONG[: context_end(LONG, offsets, limit)].strip()
     assert context and LONG.startswith(context)
+    assert batch.rows[0].ids == short_model.tokenize([(INSTRUCTION, LONG)])[0].ids  # the head as ever
     for chunk, row in zip(batch.chunks[1:], batch.rows[1:], strict=True):
+        assert chunk.text == LONG[chunk.start : chunk.end]  # the span is the window's own text
         expected = short_model.tokenize([(INSTRUCTION, f"{context} {chunk.text}")])[0]
         assert row.ids == expected.ids and not row.truncated
 

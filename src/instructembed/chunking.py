@@ -4,20 +4,21 @@ A document that fits the model's window is one chunk: the whole text, embedded e
 would. A longer one (the default scheme, chosen on SciFact dev: docs/index.md) becomes
 
 - chunk 0, the *head*: the document truncated to the window, its row exactly `embed`'s, so an index
-  ranks at least what truncation ranks (search scores a document by its head and, a little behind,
-  its other chunks: index/search.py);
+  ranks at least what truncation ranks (search blends a document's head score with its best
+  chunk's: index/search.py);
 - windows over the rest of the text: the first starts `overlap` tokens before the head ends, each
-  holds at most `budget - (context tokens)` text tokens, consecutive windows sharing about
-  `overlap` tokens, and each is embedded with the document's *context* (its first sentence, at
-  most 32 tokens) in front, so a window from the middle still says what the document is about.
+  holds at most `budget` text tokens, consecutive windows sharing about `overlap` tokens. With
+  `context="first-sentence"` each is embedded with the document's first sentence (at most 32
+  tokens) in front (its budget shrinks by as much); on SciFact dev that helped max pooling and hurt
+  the default blend, so it is off by default.
 
     budget = max_seq_length - (special tokens) - (tokens of the stripped instruction)
 
-With `head=False, context="none"` the windows start at the text's start (the scheme before 0.x).
+With `head=False` the windows start at the text's start (the scheme before the head existed).
 Cuts fall where a word starts (whitespace before the token) when one lies in the second half of the
 window, so chunks do not end mid-word; a single "word" longer than the window (a URL, a base64 blob)
 is cut where it must be. Each chunk keeps its character span in the original text
-(`text[start:end]`, without the context that was prepended to embed it).
+(`text[start:end]`, without any context that was prepended to embed it).
 
 Tokenizing instruction + chunk together can differ by a token or two from the separate counts
 (merges across the join); every chunk is therefore tokenized as the encoder will see it, and a
@@ -53,7 +54,7 @@ class ChunkPool(str, Enum):
 
 #: The head's share of a document's score under ChunkPool.HEAD (1 = truncation, 0 = max pooling).
 #: Chosen on SciFact dev: docs/index.md, Long documents.
-HEAD_WEIGHT = 0.25
+HEAD_WEIGHT = 0.5
 
 
 class VectorPool(str, Enum):
@@ -85,7 +86,7 @@ class ChunkSettings:
     overlap: int = 32  # text tokens shared by consecutive chunks (approximately: cuts snap to words)
     max_tokens: int | None = None  # text tokens per chunk; None = as many as the model's window holds
     head: bool = True  # chunk 0 of a long document = the document truncated to the window (`embed`'s row)
-    context: str = ChunkContext.FIRST_SENTENCE.value  # prepended to the windows after the head
+    context: str = ChunkContext.NONE.value  # what is prepended to the windows after the head
 
     def __post_init__(self) -> None:
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0:
@@ -116,8 +117,8 @@ class ChunkSettings:
         if not {"head", "context"} <= set(data) and data.get("enabled", True):
             raise LegacyChunkingError(
                 "its documents were chunked by the old scheme (windows from the start of the text, "
-                "without the truncated head or the first-sentence context), which ranked below plain "
-                "truncation on SciFact; this version cannot search or extend those vectors"
+                "without the truncated head), which ranked below plain truncation on SciFact; this "
+                "version cannot search or extend those vectors"
             )
         return cls(**dict(data))
 

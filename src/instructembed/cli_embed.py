@@ -114,9 +114,8 @@ ChunkOpt = Annotated[
         "--chunk",
         envvar="INSTRUCTEMBED_CHUNK",
         help="Split texts longer than the model's window: chunk 0 is the text truncated to the window "
-        "(its plain vector), then token windows over the rest, each embedded with the text's first sentence "
-        "in front; one row per chunk (parquet: id, doc, chunk, start, end), or one pooled row per text "
-        "with --chunk-pool.",
+        "(its plain vector), then token windows over the rest; one row per chunk (parquet: id, doc, "
+        "chunk, start, end), or one pooled row per text with --chunk-pool.",
     ),
 ]
 ChunkOverlapOpt = Annotated[

@@ -98,7 +98,9 @@ def job(local_ray: Any, tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
 def test_ray_chunk_rows_equal_embed_chunk(job: dict[str, Path], tiny_bert_dir: Path, tmp_path: Path) -> None:
     """Per input file: the shard has the rows `embed --chunk` writes (id, doc, chunk, start, end), same vectors."""
     manifest = json.loads((job["out"] / MANIFEST).read_text())
-    assert manifest["fingerprint"]["chunking"] == ChunkSettings(overlap=4).to_json()  # head + context recorded
+    assert (
+        manifest["fingerprint"]["chunking"] == ChunkSettings(overlap=4).to_json()
+    )  # head + context recorded
     assert manifest["load"] == {"max_seq_length": 32} and manifest["vectors"] > manifest["rows"] == 80
     for record in manifest["shards"].values():
         single = tmp_path / f"{record['input']}.parquet"

@@ -74,7 +74,7 @@ class SearchRequest(BaseModel):
     )
     pool: Literal["head", "max", "mean"] = Field(
         "head",
-        description="a document's score: 0.25 x its head's + 0.75 x its best chunk's, best chunk's, or mean",
+        description="a document's score: 0.5 x its head's + 0.5 x its best chunk's, best chunk's, or mean",
     )
     exact: StrictBool = Field(False, description="ignore the approximate index")
 
