@@ -221,6 +221,16 @@ def test_bad_shards_are_refused_before_anything_is_written(job: dict[str, Path],
     with pytest.raises(InputFileError, match="has not finished"):
         create_for(tmp_path / "never", unfinished)
 
+    legacy = fresh_copy("legacy")  # a job chunked by the scheme before the truncated head existed
+    data = json.loads((legacy / MANIFEST).read_text())
+    data["fingerprint"]["chunking"] = {"enabled": True, "overlap": 4, "max_tokens": None}
+    (legacy / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(
+        InputFileError, match=r"run by an older instructembed: .*old scheme.*Run the job again"
+    ):
+        create_for(tmp_path / "never-legacy", legacy)
+    assert not (tmp_path / "never-legacy").exists()
+
     with create_for(tmp_path / "same", job["out"]) as same:
         assert plan_ingest(same, job["out"]).documents == 80
     other = Index.create(tmp_path / "other2", model=manifest["fingerprint"]["model"], doc_instruction="Represent: ",
