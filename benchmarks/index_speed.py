@@ -221,15 +221,15 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
     out["memory_after_open_mib"] = _delta(memory_mib(), before)
     reps1 = 50 if n <= 100_000 else 20
     truth = {
-        name: [{h.id for h in row} for row in index.search_vectors(q, k=10, exact=True)]
+        name: [{h.id for h in row} for row in index.search_vectors(q, k=10, exact=True, pool="max")]
         for name, q in (("corpus_like", queries), ("uniform", uniform))
     }
     out["memory_after_exact_search_mib"] = _delta(memory_mib(), before)
     results: dict[str, Any] = {}
     results["exact"] = {
-        "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10, exact=True), reps1),
+        "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10, exact=True, pool="max"), reps1),
         "q32_ms": _latencies(
-            lambda: index.search_vectors(queries[:32], k=10, exact=True), max(5, reps1 // 4)
+            lambda: index.search_vectors(queries[:32], k=10, exact=True, pool="max"), max(5, reps1 // 4)
         ),
         # a metadata filter matching 10 % of documents: SQLite scans the metadata, then the rows it
         # leaves are searched exactly (or fetched chunks are filtered, for wide filters)
