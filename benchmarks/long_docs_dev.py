@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -43,6 +44,7 @@ from instructembed.eval.tasks import get_task
 from instructembed.inputs import Item
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # index_quality's task instructions
 DEV_IDS = Path(__file__).with_name("data") / "scifact_dev_claims.txt"
 log = logging.getLogger("long_docs_dev")
 #: Weights of the head in the blend rule (a first run had 0.25, 0.5, 0.75; the grid was refined on dev).
@@ -176,6 +178,73 @@ def rules(
     return out
 
 
+def check_task(name: str, data_dir: Path, model: str, work: Path) -> None:
+    """The non-SciFact checks, in process from the library's chunking (the CLI runs of
+    index_quality.py embed the same rows): truncation, the earlier default (windows from the start,
+    max) and the new default (head + windows, HEAD_WEIGHT blend), plus max / mean over the new chunks."""
+    from index_quality import MCTEST_DOC, MCTEST_QUERY, SUMMEVAL_DOC, SUMMEVAL_QUERY
+    from instructembed.eval.loaders import load_summeval_reference_free
+    from instructembed.train.medi_sources import read_mctest
+
+    docs: list[str] = []
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    if name == "summeval":
+        doc_instr, query_instr = SUMMEVAL_DOC, SUMMEVAL_QUERY
+        for a, group in enumerate(load_summeval_reference_free(data_dir).groups):
+            docs.append(group.references[0])
+            for n, summary in enumerate(group.summaries):
+                queries[f"a{a}-s{n}"], qrels[f"a{a}-s{n}"] = summary, {f"d{a}": 1}
+    else:
+        doc_instr, query_instr = MCTEST_DOC, MCTEST_QUERY
+        for a, story in enumerate(read_mctest(data_dir)):
+            docs.append(story.story)
+            for n, statement in enumerate(story.correct):
+                queries[f"s{a}-q{n}"], qrels[f"s{a}-q{n}"] = statement, {f"d{a}": 1}
+    dids, qids = [f"d{i}" for i in range(len(docs))], list(queries)
+    embedder = Embedder.load(model)
+    q = cached(
+        work / f"{name}-queries.npz",
+        lambda: {"v": embedder.embed([queries[i] for i in qids], instruction=query_instr)},
+    )["v"]
+    head = cached(work / f"{name}-head.npz", lambda: {"v": embedder.embed([(doc_instr, t) for t in docs])})[
+        "v"
+    ]
+    long_docs = np.asarray(
+        [i for i, r in enumerate(embedder.tokenize([(doc_instr, t) for t in docs])) if r.truncated]
+    )
+    sub = [docs[i] for i in long_docs]
+    new = cached(
+        work / f"{name}-head-247-32.npz", partial(library_chunks, embedder, doc_instr, sub, ChunkSettings())
+    )
+    old = cached(
+        work / f"{name}-legacy-247-32.npz",
+        partial(library_chunks, embedder, doc_instr, sub, ChunkSettings(head=False)),
+    )
+    n = len(docs)
+    hs = q @ head.T
+    is_long = np.isin(np.arange(n), long_docs)[None, :]
+    old_max = np.where(is_long, doc_max(q @ old["vectors"].T, long_docs[old["doc"]], n), hs)
+    others = doc_max(q @ new["vectors"].T, long_docs[new["doc"]], n)
+    all_max = np.maximum(hs, others)
+    osum, ocount = doc_sum(q @ new["vectors"].T, long_docs[new["doc"]], n)
+    out = {
+        "documents": n,
+        "long documents": len(long_docs),
+        "chunks (new default)": n + len(new["vectors"]),
+        "truncate": ndcg10(qrels, qids, dids, hs),
+        "earlier default (windows from the start, max)": ndcg10(qrels, qids, dids, old_max),
+        f"default ({HEAD_WEIGHT} head + {1 - HEAD_WEIGHT} max)": ndcg10(
+            qrels, qids, dids, HEAD_WEIGHT * hs + (1 - HEAD_WEIGHT) * all_max
+        ),
+        "max(head, others)": ndcg10(qrels, qids, dids, all_max),
+        "mean(head, others)": ndcg10(qrels, qids, dids, (hs + osum) / (1 + ocount[None, :])),
+    }
+    for key, value in out.items():
+        print(f"| {name} | {key} | {value} |", flush=True)
+    (work / f"{name}-scores.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -191,10 +260,19 @@ def main() -> None:
         help="Score only truncation and the chosen default (head-247-32, head pooling with the library's "
         "HEAD_WEIGHT) on the 300 *test* claims, from the cached corpus vectors. Run once, after choosing.",
     )
+    parser.add_argument(
+        "--check",
+        choices=["summeval", "mctest"],
+        help="Instead of SciFact: truncation vs the earlier and the new default on SummEval-as-retrieval "
+        "or MCTest-as-retrieval (the index_quality.py tasks), in process.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.check:
+        check_task(args.check, args.data_dir, args.model, args.work)
+        return
     data = load_scifact(args.data_dir)  # the corpus; its claims (the test set) only with --test-once
     queries, qrels = dev_claims(args.data_dir)
     instructions = load_instructions("instructor-large").for_task(get_task("SciFact"))
