@@ -224,20 +224,20 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
     out["memory_after_open_mib"] = _delta(memory_mib(), before)
     reps1 = 50 if n <= 100_000 else 20
     truth = {
-        name: [{h.id for h in row} for row in index.search_vectors(q, k=10, exact=True)]
+        name: [{h.id for h in row} for row in index.search_vectors(q, k=10, exact=True, pool="max")]
         for name, q in (("corpus_like", queries), ("uniform", uniform))
     }
     out["memory_after_exact_search_mib"] = _delta(memory_mib(), before)
     results: dict[str, Any] = {}
     results["exact"] = {
-        "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10, exact=True), reps1),
+        "q1_ms": _latencies(lambda: index.search_vectors(queries[:1], k=10, exact=True, pool="max"), reps1),
         "q32_ms": _latencies(
-            lambda: index.search_vectors(queries[:32], k=10, exact=True), max(5, reps1 // 4)
+            lambda: index.search_vectors(queries[:32], k=10, exact=True, pool="max"), max(5, reps1 // 4)
         ),
         # a metadata filter matching 10 % of documents: SQLite scans the metadata, then the rows it
         # leaves are searched exactly (or fetched chunks are filtered, for wide filters)
         "q1_filtered_ms": _latencies(
-            lambda: index.search_vectors(queries[:1], k=10, filter={"shard": 3}, exact=True),
+            lambda: index.search_vectors(queries[:1], k=10, filter={"shard": 3}, exact=True, pool="max"),
             max(5, reps1 // 4),
         ),
     }
@@ -263,14 +263,14 @@ def measure(path: Path, n: int, kinds: list[str], hnsw_max: int) -> dict[str, An
         structure_mib = _delta(memory_mib(), before_structure)
         recall = {}
         for name, q in (("corpus_like", queries), ("uniform", uniform)):
-            approx = index.search_vectors(q, k=10)
+            approx = index.search_vectors(q, k=10, pool="max")
             hits = [len({h.id for h in row} & t) / 10 for row, t in zip(approx, truth[name], strict=True)]
             recall[name] = round(float(np.mean(hits)), 4)
         results[kind] = {
             "settings": settings.to_json(),
             "build_s": round(build_s, 1),
-            "q1_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:1], k=10), reps1 * 2),
-            "q32_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:32], k=10), reps1),
+            "q1_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:1], k=10, pool="max"), reps1 * 2),
+            "q32_ms": _latencies(lambda ix=index: ix.search_vectors(queries[:32], k=10, pool="max"), reps1),
             "recall_at_10": recall,
             "ann_file_mib": round(index.info()["files"][index.info()["approximate"]["file"]] / 2**20, 1),
             "memory_open_and_first_search_mib": structure_mib,

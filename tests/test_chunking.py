@@ -12,9 +12,12 @@ from typer.testing import CliRunner
 
 from instructembed import Embedder
 from instructembed.chunking import (
+    CONTEXT_TOKENS,
     ChunkSettings,
+    LegacyChunkingError,
     Splitter,
     chunk_documents,
+    context_end,
     pool_chunks,
     token_windows,
 )
@@ -73,6 +76,25 @@ def test_token_windows_empty_and_single_giant_word() -> None:
     assert spans == [(0, 5), (5, 10), (10, 12)]
 
 
+def test_token_windows_can_start_later_at_a_word_start() -> None:
+    offsets = _offsets([f"w{i}" for i in range(40)])
+    spans = token_windows(offsets, budget=10, overlap=2, first=25)
+    assert spans == [(offsets[25][0], offsets[34][1]), (offsets[33][0], offsets[39][1])]
+    glued = [(0, 2), (2, 4), (4, 6), (7, 9), (9, 11)]  # words: tokens 0-2, 3-4
+    assert token_windows(glued, budget=5, overlap=0, first=2)[0][0] == 0  # back to the word's start
+
+
+def test_context_end_is_the_first_sentence_or_the_token_cap() -> None:
+    text = "Short title here. The abstract goes on for a while."
+    offsets = _offsets(text.split())
+    assert text[: context_end(text, offsets, 32)] == "Short title here."
+    assert text[: context_end(text, offsets, 2)] == "Short title"  # cut after 2 tokens, at a word
+    no_stop = "a title without a full stop and more words"
+    assert no_stop[: context_end(no_stop, _offsets(no_stop.split()), 3)] == "a title without"
+    assert context_end("", [], 5) == 0
+    assert text[: context_end(text, offsets, 3)] == "Short title here."  # exactly 3 tokens: the sentence
+
+
 def test_short_documents_are_one_chunk_identical_to_embed(short_model: Embedder) -> None:
     texts = ["a short text", "another one"]
     batch = chunk_documents(short_model, [Item(INSTRUCTION, t) for t in texts], ChunkSettings())
@@ -97,11 +119,68 @@ def test_long_document_chunks_fit_the_window_and_point_into_the_text(short_model
             assert c.text == LONG[c.start : c.end]
             assert not row.truncated and len(row.ids) <= 32
         assert chunks[0].start == 0 and chunks[-1].end == len(LONG.rstrip())
-        # every word of the text is in some chunk
-        words = set(LONG.split())
-        assert words == {w for c in chunks for w in c.text.split()}
+        # every word of the text is in some chunk (the head may end mid-word, as truncation cuts)
+        assert set(LONG.split()) <= {w for c in chunks for w in c.text.split()}
+        assert {w for c in chunks[1:] for w in c.text.split()} <= set(LONG.split())
+        # the windows after the head start inside it (they share `overlap` tokens with it)
+        assert chunks[1].start < chunks[0].end
     # the instruction takes room: chunks under it hold fewer tokens than chunks without one
     assert sum(c.doc == 0 for c in batch.chunks) > sum(c.doc == 1 for c in batch.chunks)
+
+
+def test_the_head_is_the_truncated_document_and_the_windows_follow_it(short_model: Embedder) -> None:
+    batch = chunk_documents(short_model, [Item(INSTRUCTION, LONG)], ChunkSettings(overlap=4))
+    head_row = short_model.tokenize([(INSTRUCTION, LONG)])[0]
+    assert batch.rows[0].ids == head_row.ids and head_row.truncated  # exactly embed's (truncated) row
+    assert_vectors_close(
+        short_model.embed_tokenized(batch.rows[:1]), short_model.embed([(INSTRUCTION, LONG)])
+    )
+    assert LONG.startswith(batch.chunks[0].text) and len(batch.chunks[0].text) < len(LONG)
+    # the windows: from `overlap` tokens before the head's end, each embedded alone (no context)
+    splitter = Splitter(short_model.tokenizer, ChunkSettings(overlap=4))
+    offsets = splitter.offsets([LONG])[0]
+    kept = splitter.window(INSTRUCTION)
+    spans = token_windows(offsets, splitter.budget(INSTRUCTION), 4, first=kept - 4)
+    assert [(c.start, c.end) for c in batch.chunks[1:]] == spans
+    rows = short_model.tokenize([(INSTRUCTION, LONG[s:e]) for s, e in spans])
+    assert [r.ids for r in batch.rows[1:]] == [r.ids for r in rows]
+
+
+def test_first_sentence_context_goes_in_front_of_every_window(short_model: Embedder) -> None:
+    settings = ChunkSettings(overlap=4, context="first-sentence")
+    batch = chunk_documents(short_model, [Item(INSTRUCTION, LONG)], settings)
+    splitter = Splitter(short_model.tokenizer, settings)
+    offsets = splitter.offsets([LONG])[0]
+    limit = min(CONTEXT_TOKENS, splitter.budget(INSTRUCTION) // 4)
+    context = LONG[: context_end(LONG, offsets, limit)].strip()
+    assert context and LONG.startswith(context)
+    assert batch.rows[0].ids == short_model.tokenize([(INSTRUCTION, LONG)])[0].ids  # the head as ever
+    for chunk, row in zip(batch.chunks[1:], batch.rows[1:], strict=True):
+        assert chunk.text == LONG[chunk.start : chunk.end]  # the span is the window's own text
+        expected = short_model.tokenize([(INSTRUCTION, f"{context} {chunk.text}")])[0]
+        assert row.ids == expected.ids and not row.truncated
+
+
+def test_without_head_and_context_windows_start_at_the_text(short_model: Embedder) -> None:
+    settings = ChunkSettings(overlap=4, head=False, context="none")
+    batch = chunk_documents(short_model, [Item(INSTRUCTION, LONG)], settings)
+    splitter = Splitter(short_model.tokenizer, settings)
+    spans = token_windows(splitter.offsets([LONG])[0], splitter.budget(INSTRUCTION), 4)
+    assert [(c.start, c.end) for c in batch.chunks] == spans
+    rows = short_model.tokenize([(INSTRUCTION, LONG[s:e]) for s, e in spans])
+    assert [r.ids for r in batch.rows] == [r.ids for r in rows]
+
+
+def test_settings_recorded_before_the_head_are_refused_when_chunked() -> None:
+    with pytest.raises(LegacyChunkingError, match="old scheme"):
+        ChunkSettings.from_json({"enabled": True, "overlap": 32, "max_tokens": None})
+    old_off = ChunkSettings.from_json({"enabled": False, "overlap": 32, "max_tokens": None})
+    assert old_off == ChunkSettings(enabled=False)  # truncated vectors are the same today
+    assert ChunkSettings.from_json(ChunkSettings(overlap=3).to_json()) == ChunkSettings(overlap=3)
+    with pytest.raises(ValueError, match="unknown chunk settings"):
+        ChunkSettings.from_json({**ChunkSettings().to_json(), "stride": 3})
+    with pytest.raises(ValueError, match="context must be one of"):
+        ChunkSettings(context="title")
 
 
 def test_chunking_off_counts_truncation(short_model: Embedder) -> None:

@@ -128,8 +128,9 @@ ChunkOpt = Annotated[
     typer.Option(
         "--chunk",
         envvar="INSTRUCTEMBED_CHUNK",
-        help="Split texts longer than the model's window into token chunks: one row per chunk "
-        "(parquet: id, doc, chunk, start, end), or one pooled row per text with --chunk-pool.",
+        help="Split texts longer than the model's window: chunk 0 is the text truncated to the window "
+        "(its plain vector), then token windows over the rest; one row per chunk (parquet: id, doc, "
+        "chunk, start, end), or one pooled row per text with --chunk-pool.",
     ),
 ]
 ChunkOverlapOpt = Annotated[

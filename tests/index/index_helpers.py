@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from instructembed import Embedder
-from instructembed.chunking import ChunkSettings, chunk_documents
+from instructembed.chunking import HEAD_WEIGHT, ChunkSettings, chunk_documents
 from instructembed.inputs import Item
 
 DOC = "Represent the document for retrieval: "
@@ -42,7 +42,7 @@ def brute_force(
     records: Sequence[dict[str, object]],
     queries: np.ndarray,
     k: int,
-    pool: str = "max",
+    pool: str = "head",
     keep: set[str] | None = None,
 ) -> list[list[tuple[str, float, int]]]:
     """The obviously-right ranking: embed every chunk, score all, group by document in numpy.
@@ -60,7 +60,11 @@ def brute_force(
                 continue
             mine = np.flatnonzero(doc_of == d)
             best = int(mine[np.argmax(scores[mine])])
-            value = float(scores[mine].max() if pool == "max" else scores[mine].mean())
+            if pool == "head":  # the truncated head's score blended with the best chunk's
+                head = next(c for c in mine if batch.chunks[c].index == 0)
+                value = HEAD_WEIGHT * float(scores[head]) + (1 - HEAD_WEIGHT) * float(scores[best])
+            else:
+                value = float(scores[mine].max() if pool == "max" else scores[mine].mean())
             ranked.append((str(record["id"]), value, batch.chunks[best].index))
         ranked.sort(key=lambda t: -t[1])
         out.append(ranked[:k])

@@ -66,7 +66,7 @@ def _same(got: list[list[tuple[str, float, int]]], expected: list[list[tuple[str
         assert [g[2] for g in g_row] == [e[2] for e in e_row]
 
 
-@pytest.mark.parametrize("pool", ["max", "mean"])
+@pytest.mark.parametrize("pool", ["head", "max", "mean"])
 def test_search_equals_brute_force(
     built: tuple[Path, list[dict[str, object]]], short_bert: Embedder, pool: str
 ) -> None:
@@ -94,12 +94,13 @@ def test_hits_carry_chunk_spans_text_and_metadata(
 ) -> None:
     path, records = built
     by_id = {r["id"]: r for r in records}
-    # a query that is exactly the vector of a later chunk of a long document finds that chunk
+    # a query that is exactly the vector of a later chunk of a long document finds that chunk (max
+    # pooling: the tiny random model's vectors are so alike that the head blend can rank another first)
     batch = chunk_documents(short_bert, [Item(DOC, str(by_id["doc-010"]["text"]))], CHUNKING)
     target = batch.chunks[3]
     query = short_bert.embed_tokenized([batch.rows[3]])
     with Index.open(path, embedder=short_bert) as index:
-        hits = index.search_vectors(query, k=5)[0]
+        hits = index.search_vectors(query, k=5, pool="max")[0]
         info = index.info()
     assert (hits[0].id, hits[0].chunk, hits[0].start, hits[0].end) == ("doc-010", 3, target.start, target.end)
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
@@ -272,6 +273,46 @@ def test_fingerprint_refuses_other_vectors(
         )
     with make(path, short_bert, exist_ok=True) as same:  # same settings: opened, to continue
         assert len(same) == 60
+
+
+def _as_if_built_before_the_head(path: Path, **chunking: object) -> None:
+    """Rewrite the stored fingerprint's chunking as instructembed recorded it before issue 26."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(path / "index.sqlite") as conn:
+        (raw,) = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
+        fingerprint = json.loads(raw)
+        fingerprint["chunking"] = {"enabled": True, "overlap": 4, "max_tokens": None, **chunking}
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (json.dumps(fingerprint),))
+
+
+def test_an_index_chunked_by_the_old_default_is_refused_with_a_rebuild_message(
+    built: tuple[Path, list[dict[str, object]]], tmp_path: Path, short_bert: Embedder
+) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(built[0], old)
+    _as_if_built_before_the_head(old)
+    for attempt in (lambda: Index.open(old), lambda: Index.open(old, embedder=short_bert)):
+        with pytest.raises(
+            IndexStoreError, match=r"built by an older instructembed: .*old scheme.*Rebuild it"
+        ):
+            attempt()
+    with pytest.raises(IndexStoreError, match="Rebuild it"):  # continuing a build is refused too
+        make(old, short_bert, exist_ok=True)
+    # truncated (--no-chunk) vectors are the same in both versions: such an index still opens
+    unchunked = tmp_path / "unchunked"
+    off = ChunkSettings(enabled=False)
+    with Index.create(unchunked, model=str(short_bert.spec.root), chunking=off, embedder=short_bert) as index:
+        index.add(corpus(8))
+    _as_if_built_before_the_head(unchunked, enabled=False)
+    with Index.open(unchunked, embedder=short_bert) as index:
+        assert index.fingerprint.chunk_settings == ChunkSettings(enabled=False, overlap=4)
+        assert len(index.search(QUESTIONS, k=3)) == len(QUESTIONS)
+        index.add(corpus(10))  # and takes more documents
+        assert len(index) == 10
 
 
 def test_create_refuses_existing_directories(

@@ -98,7 +98,9 @@ def job(local_ray: Any, tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFa
 def test_ray_chunk_rows_equal_embed_chunk(job: dict[str, Path], tiny_bert_dir: Path, tmp_path: Path) -> None:
     """Per input file: the shard has the rows `embed --chunk` writes (id, doc, chunk, start, end), same vectors."""
     manifest = json.loads((job["out"] / MANIFEST).read_text())
-    assert manifest["fingerprint"]["chunking"] == {"enabled": True, "overlap": 4, "max_tokens": None}
+    assert (
+        manifest["fingerprint"]["chunking"] == ChunkSettings(overlap=4).to_json()
+    )  # head + context recorded
     assert manifest["load"] == {"max_seq_length": 32} and manifest["vectors"] > manifest["rows"] == 80
     for record in manifest["shards"].values():
         single = tmp_path / f"{record['input']}.parquet"
@@ -218,6 +220,16 @@ def test_bad_shards_are_refused_before_anything_is_written(job: dict[str, Path],
     (unfinished / MANIFEST).write_text(json.dumps({**data, "complete": False}))
     with pytest.raises(InputFileError, match="has not finished"):
         create_for(tmp_path / "never", unfinished)
+
+    legacy = fresh_copy("legacy")  # a job chunked by the scheme before the truncated head existed
+    data = json.loads((legacy / MANIFEST).read_text())
+    data["fingerprint"]["chunking"] = {"enabled": True, "overlap": 4, "max_tokens": None}
+    (legacy / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(
+        InputFileError, match=r"run by an older instructembed: .*old scheme.*Run the job again"
+    ):
+        create_for(tmp_path / "never-legacy", legacy)
+    assert not (tmp_path / "never-legacy").exists()
 
     with create_for(tmp_path / "same", job["out"]) as same:
         assert plan_ingest(same, job["out"]).documents == 80

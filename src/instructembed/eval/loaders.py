@@ -356,8 +356,15 @@ def _zip_csv(path: Path, member: str) -> Iterator[tuple[int, dict[str, str]]]:
             yield reader.line_num, row
 
 
-def load_scifact(data_dir: Path) -> RetrievalData:
-    """BEIR SciFact test: claims_validation (300 claims) over corpus_train; qrels = cited_doc_ids."""
+def load_scifact(data_dir: Path, claims: str = "validation") -> RetrievalData:
+    """BEIR SciFact test: claims_validation (300 claims) over corpus_train; qrels = cited_doc_ids.
+
+    `claims="train"` reads claims_train.csv instead (809 claims over the same corpus): where a dev
+    split comes from (benchmarks/long_docs_dev.py holds part of it out), never the test claims.
+    """
+    if claims not in ("validation", "train"):
+        raise ValueError(f"SciFact claims are 'validation' (the test set) or 'train', got {claims!r}")
+    member = f"claims_{claims}.csv"
     path = data_dir / "scifact" / "scifact.zip"
     corpus: dict[str, tuple[str, str]] = {}
     for n, row in _zip_csv(path, "corpus_train.csv"):
@@ -370,14 +377,14 @@ def load_scifact(data_dir: Path) -> RetrievalData:
         corpus[row["doc_id"]] = (row["title"], " ".join(sentences))
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
-    for n, row in _zip_csv(path, "claims_validation.csv"):
+    for n, row in _zip_csv(path, member):
         qid = row.get("id")
         if not qid:
-            raise _bad(path, n, "claims_validation.csv: missing claim id")
+            raise _bad(path, n, f"{member}: missing claim id")
         queries[qid] = row["claim"]
         for doc in re.findall(r"\d+", row.get("cited_doc_ids") or ""):
             if doc not in corpus:
-                raise _bad(path, n, f"claims_validation.csv: cited document {doc} is not in the corpus")
+                raise _bad(path, n, f"{member}: cited document {doc} is not in the corpus")
             qrels.setdefault(qid, {})[doc] = 1
     return RetrievalData(corpus, queries, qrels)
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from instructembed.checkpoint import DEFAULT_MODEL
-from instructembed.chunking import ChunkPool, ChunkSettings
+from instructembed.chunking import HEAD_WEIGHT, ChunkPool, ChunkSettings
 from instructembed.cli_options import (
     AllowPickleOpt,
     BackendOpt,
@@ -488,8 +488,13 @@ def search_command(
         str | None, typer.Option(help="Override the index's query instruction ('' for none).")
     ] = None,
     pool: Annotated[
-        ChunkPool, typer.Option(help="A document's score: its best chunk's (max) or the mean.")
-    ] = ChunkPool.MAX,
+        ChunkPool,
+        typer.Option(
+            envvar="INSTRUCTEMBED_POOL",
+            help=f"A document's score: {HEAD_WEIGHT} x its head's (the truncated document) + "
+            f"{1 - HEAD_WEIGHT} x its best chunk's (head), its best chunk's (max), or the mean.",
+        ),
+    ] = ChunkPool.HEAD,
     exact: Annotated[bool, typer.Option(help="Ignore the approximate index.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write hits here (.jsonl); default stdout.")

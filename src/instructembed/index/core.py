@@ -40,10 +40,19 @@ from instructembed.index.fingerprint import (
     Fingerprint,
     differences,
     fingerprint_of,
+    stored_fingerprint,
     warn_version,
 )
 from instructembed.index.records import CheckedRecord, Record, checked
-from instructembed.index.search import Hit, build_hits, filter_sql, rank_documents, subset_fetch
+from instructembed.index.search import (
+    DocScores,
+    Hit,
+    build_hits,
+    doc_scores,
+    filter_sql,
+    rank_documents,
+    subset_fetch,
+)
 from instructembed.index.vectors import append_rows, copy_rows, fsync_dir, map_rows, storage_error
 from instructembed.inputs import Item
 
@@ -77,9 +86,10 @@ class Index:
         self._lock = store.WriterLock(path)
         meta = store.read_meta(conn, path)
         try:
-            self.fingerprint = Fingerprint.from_json(meta.fingerprint)
-        except (TypeError, ValueError) as exc:
-            raise IndexStoreError(f"{path}: the stored fingerprint is unreadable ({exc})") from None
+            self.fingerprint = stored_fingerprint(meta.fingerprint, path, meta.build)
+        except IndexStoreError:
+            conn.close()
+            raise
         self.dimension = meta.dimension
         self._meta = meta
         self._vectors: tuple[str, int, np.ndarray] | None = None
@@ -451,15 +461,17 @@ class Index:
         filter: Mapping[str, Any] | None = None,
         *,
         query_instruction: str | None = None,
-        pool: ChunkPool | str = ChunkPool.MAX,
+        pool: ChunkPool | str = ChunkPool.HEAD,
         exact: bool = False,
     ) -> list[list[Hit]]:
         """The top `k` documents for each query, best first.
 
         Queries are embedded with the index's query instruction (`query_instruction` overrides it;
         "" embeds them without one). `filter`: metadata key -> value (or list of values, any of);
-        all keys must match. `pool`: a document's score is its best chunk's ("max") or the mean
-        over its chunks ("mean"). `exact=True` ignores the approximate index.
+        all keys must match. `pool`: a document's score is `chunking.HEAD_WEIGHT` x its head's
+        (the truncated document's) + the rest x its best chunk's ("head", the default); its best
+        chunk's ("max"); or the mean over its chunks ("mean"). `exact=True` ignores the approximate
+        index.
         """
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise TypeError("search() takes a list of query strings; wrap a single query in a list")
@@ -476,7 +488,7 @@ class Index:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         *,
-        pool: ChunkPool | str = ChunkPool.MAX,
+        pool: ChunkPool | str = ChunkPool.HEAD,
         exact: bool = False,
     ) -> list[list[Hit]]:
         """`search` for query vectors you embedded yourself: (Q, D) float32."""
@@ -503,12 +515,11 @@ class Index:
                     mask[allowed] = True
                     slot_docs = lambda s: {k: v for k, v in store.slot_docs(conn, s).items() if mask[k]}  # noqa: E731
 
-            def mean_scores(query: np.ndarray, keys: Sequence[int]) -> dict[int, tuple[float, int, float]]:
+            def mean_scores(query: np.ndarray, keys: Sequence[int]) -> dict[int, DocScores]:
                 out = {}
                 for key, doc_rows in store.doc_slots(conn, keys).items():
-                    scores = rows[doc_rows] @ query  # (chunks,)
-                    best = int(np.argmax(scores))
-                    out[key] = (float(scores.mean()), doc_rows[best], float(scores[best]))
+                    slots = [slot for slot, _ in doc_rows]
+                    out[key] = doc_scores(rows[slots] @ query, slots, [chunk for _, chunk in doc_rows])
                 return out
 
             first = min(total, 2 * k + 16 + min(meta.dead, 4 * k))

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from instructembed.chunking import ChunkSettings
+from instructembed.chunking import ChunkSettings, LegacyChunkingError
 from instructembed.export.manifest import model_identity
+from instructembed.index.errors import IndexStoreError
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +59,46 @@ class Fingerprint:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        """Raises LegacyChunkingError for an index chunked by the scheme before the head and context
+        (an unchunked one reads as today's: its vectors are the same)."""
         names = {f.name for f in fields(cls)}
         missing = names - set(data)
         if missing:
             raise ValueError(f"the fingerprint lacks {', '.join(sorted(missing))}")
-        return cls(**{k: data[k] for k in names})
+        values = {k: data[k] for k in names}
+        if not isinstance(values["chunking"], dict):
+            raise ValueError("the fingerprint's chunking is not an object")
+        values["chunking"] = ChunkSettings.from_json(values["chunking"]).to_json()
+        return cls(**values)
 
     @property
     def chunk_settings(self) -> ChunkSettings:
-        return ChunkSettings(**self.chunking)
+        return ChunkSettings.from_json(self.chunking)
 
     def load_options(self) -> dict[str, Any]:
         """Keyword arguments for `Embedder.load` that make the same vectors again."""
         return {**self.load, "max_seq_length": self.max_seq_length}
+
+
+def stored_fingerprint(data: dict[str, Any], path: Path, build: dict[str, Any] | None) -> Fingerprint:
+    """The fingerprint an index at `path` recorded; IndexStoreError, saying what to do, when it is
+    unreadable or from a chunking scheme this version does not make (rebuild it)."""
+    try:
+        return Fingerprint.from_json(data)
+    except LegacyChunkingError as exc:
+        source = build.get("input") if build else None
+        how = (
+            f"`instructembed index build --input {source} --out {path} --overwrite` with the options it "
+            "was built with"
+            if source
+            else "`instructembed index build --overwrite` (or `Index.create` + `add`) from its source"
+        )
+        raise IndexStoreError(
+            f"{path} was built by an older instructembed: {exc}. Rebuild it with this version: {how}; "
+            "its documents are then chunked with the truncated head first (docs/index.md, Long documents)"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise IndexStoreError(f"{path}: the stored fingerprint is unreadable ({exc})") from None
 
 
 def fingerprint_of(
@@ -99,7 +127,7 @@ def fingerprint_of(
         precision=str(embedder.backend.precision),
         doc_instruction=doc_instruction,
         query_instruction=query_instruction,
-        chunking=asdict(chunking),
+        chunking=chunking.to_json(),
         package_version=__version__,
         load={k: v for k, v in (load or {}).items() if v is not None},
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from instructembed.chunking import Chunk, ChunkedBatch, ChunkSettings
+from instructembed.chunking import Chunk, ChunkedBatch, ChunkSettings, LegacyChunkingError
 from instructembed.errors import InputFileError
 from instructembed.files import InputFormat, read_rows
 from instructembed.index.core import AddReport, Index
@@ -113,12 +113,21 @@ def create_for(
             f"the job in {out_dir} took each row's instruction from column '{fp.instruction_field}'; an index "
             "embeds every document with one instruction, so these vectors cannot make one"
         )
+    try:
+        chunking = (
+            ChunkSettings.from_json(fp.chunking) if fp.chunking is not None else ChunkSettings(enabled=False)
+        )
+    except LegacyChunkingError as exc:
+        raise InputFileError(
+            f"the job in {out_dir} was run by an older instructembed: {exc}. Run the job again with this "
+            "version (into a new --output) and add that"
+        ) from None
     return Index.create(
         path,
         model=fp.model,
         doc_instruction=fp.instruction,
         query_instruction=query_instruction,
-        chunking=ChunkSettings(**fp.chunking) if fp.chunking is not None else ChunkSettings(enabled=False),
+        chunking=chunking,
         store_text=store_text,
         **{**manifest.load, **load},
     )

@@ -1,12 +1,14 @@
 """From chunk matches to ranked documents, and metadata filters.
 
-A document's score is the best score of its chunks (`max`, the default) or the mean over all its
-chunks (`mean`). Chunks are fetched best-first, `kf` at a time, and `kf` grows until the answer is
-settled:
+A document's score (`pool`) is a blend of its head's (chunk 0: the document truncated to the window)
+and its best chunk's, `HEAD_WEIGHT * head + (1 - HEAD_WEIGHT) * best` (`head`, the default; chosen on
+SciFact dev, docs/index.md); the best score of its chunks (`max`); or the mean over all its chunks
+(`mean`). Chunks are fetched best-first, `kf` at a time, and `kf` grows until the answer is settled:
 
 - max: the first `k` distinct documents among chunks in score order are the top `k`;
-- mean: a document never fetched has every chunk at or below the last fetched score `t`, so its
-  mean is too; once `k` fetched documents have an exact mean >= `t`, no other can beat them.
+- head and mean: a document never fetched has every chunk at or below the last fetched score `t`,
+  so its blend (or mean) is too; once `k` fetched documents have an exact score >= `t` (computed
+  over all their chunks), no other can beat them.
 
 Rows that belong to no live document (replaced or deleted, until a rebuild compacts them) and rows
 outside a filter are skipped as they come. With exact fetching this is exactly the brute-force
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from instructembed.chunking import ChunkPool
+from instructembed.chunking import HEAD_WEIGHT, ChunkPool
 from instructembed.index import ann, store
 from instructembed.index.errors import IndexStoreError
 
@@ -31,8 +33,8 @@ from instructembed.index.errors import IndexStoreError
 Fetch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 #: slots -> {slot: document key} for the slots that are live (and pass the filter).
 SlotDocs = Callable[[Sequence[int]], dict[int, int]]
-#: (query (D,), document keys) -> {key: (mean score, best slot, best score)} over all their chunks.
-MeanScores = Callable[[np.ndarray, Sequence[int]], dict[int, tuple[float, int, float]]]
+#: (query (D,), document keys) -> {key: DocScores} over all their chunks.
+MeanScores = Callable[[np.ndarray, Sequence[int]], dict[int, "DocScores"]]
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,35 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class DocScores:
+    """One document's chunk scores for a query, summarised."""
+
+    mean: float
+    head: float  # its chunk 0's
+    best_slot: int
+    best: float
+
+    def blend(self, weight: float = HEAD_WEIGHT) -> float:
+        """`head` pooling: weight * head + (1 - weight) * best."""
+        return weight * self.head + (1.0 - weight) * self.best
+
+
+def doc_scores(chunk_scores: np.ndarray, slots: Sequence[int], chunks: Sequence[int]) -> DocScores:
+    """Summarise one document's (n,) chunk scores (its slots and chunk numbers alongside). Pure."""
+    best = int(np.argmax(chunk_scores))
+    head = [i for i, c in enumerate(chunks) if c == 0]
+    return DocScores(
+        float(chunk_scores.mean()),
+        float(chunk_scores[head[0]] if head else chunk_scores[best]),
+        int(slots[best]),
+        float(chunk_scores[best]),
+    )
+
+
+@dataclass(frozen=True)
 class DocMatch:
     key: int  # document key
-    score: float  # max or mean over its chunks
+    score: float  # head blend, max or mean over its chunks
     slot: int  # its best chunk's slot
     chunk_score: float  # its best chunk's score
 
@@ -73,13 +101,13 @@ def rank_documents(
     fetch: Fetch,
     total: int,
     slot_docs: SlotDocs,
-    pool: ChunkPool = ChunkPool.MAX,
+    pool: ChunkPool = ChunkPool.HEAD,
     mean_scores: MeanScores | None = None,
     first_fetch: int | None = None,
 ) -> list[list[DocMatch]]:
     """Top `k` documents per query. `total` = how many rows `fetch` can return at most."""
-    if pool is ChunkPool.MEAN and mean_scores is None:
-        raise ValueError("mean pooling needs mean_scores")
+    if pool is not ChunkPool.MAX and mean_scores is None:
+        raise ValueError(f"{pool.value} pooling needs mean_scores")
     results: list[list[DocMatch] | None] = [None] * len(queries)
     if total == 0 or k == 0:
         return [[] for _ in range(len(queries))]
@@ -122,11 +150,14 @@ def _settle(
             return sorted(best.values(), key=lambda m: (-m.score, m.slot))[:k]
         return None
     if mean_scores is None:
-        raise ValueError("mean pooling needs mean_scores")
+        raise ValueError(f"{pool.value} pooling needs mean_scores")
     valid = slots >= 0
     threshold = -math.inf if exhausted or not valid.any() else float(scores[valid].min())
-    means = mean_scores(query, list(best))
-    matches = [DocMatch(key, m, s, c) for key, (m, s, c) in means.items()]
+    summaries = mean_scores(query, list(best))
+    matches = [
+        DocMatch(key, d.blend() if pool is ChunkPool.HEAD else d.mean, d.best_slot, d.best)
+        for key, d in summaries.items()
+    ]
     settled = sum(1 for m in matches if m.score >= threshold)
     if settled >= k or exhausted:
         return sorted(matches, key=lambda m: (-m.score, m.slot))[:k]

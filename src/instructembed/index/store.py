@@ -302,14 +302,15 @@ def slot_docs(conn: sqlite3.Connection, slots: Sequence[int]) -> dict[int, int]:
     return out
 
 
-def doc_slots(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, list[int]]:
-    """document key -> all its slots."""
-    out: dict[int, list[int]] = {}
+def doc_slots(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+    """document key -> all its (slot, chunk number), in slot order."""
+    out: dict[int, list[tuple[int, int]]] = {}
     for part in _in_chunks(keys):
-        for slot, doc in conn.execute(
-            f"SELECT slot, doc FROM chunks WHERE doc IN ({_marks(len(part))}) ORDER BY slot", list(part)
+        for slot, doc, chunk in conn.execute(
+            f"SELECT slot, doc, chunk FROM chunks WHERE doc IN ({_marks(len(part))}) ORDER BY slot",
+            list(part),
         ):
-            out.setdefault(doc, []).append(slot)
+            out.setdefault(doc, []).append((slot, chunk))
     return out
 
 

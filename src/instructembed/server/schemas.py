@@ -87,7 +87,10 @@ class SearchRequest(BaseModel):
     instruction: StrictStr | None = Field(
         None, description="query instruction; default: the index's ('' for none)"
     )
-    pool: Literal["max", "mean"] = Field("max", description="a document's score: best chunk or mean")
+    pool: Literal["head", "max", "mean"] = Field(
+        "head",
+        description="a document's score: 0.5 x its head's + 0.5 x its best chunk's, best chunk's, or mean",
+    )
     exact: StrictBool = Field(False, description="ignore the approximate index")
 
 
