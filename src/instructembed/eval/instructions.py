@@ -91,9 +91,10 @@ BUILTIN = ("instructor-base", "instructor-large", "instructor-xl")
 
 
 def _builtin_chain(size: str) -> tuple[tuple[str, Table], ...]:
+    mteb = _package_table(f"{size}.json")
     paper = _package_table("paper-task-instructions.json")[size]
     return (
-        (size, _package_table(f"{size}.json")),
+        (size, mteb),
         (f"paper-task-instructions[{size}]", paper),
         ("local-task-instructions", _package_table("local-task-instructions.json")),
     )
