@@ -171,6 +171,7 @@ def test_choose_mode_picks_the_likeliest_option(fake_encoder, tiny_lm_dir: Path,
     )
     assert endpoint["accuracy"] == endpoint["rouge_l"] == 0.5  # the fake server always prefers " True"
     assert endpoint["label_agreement"] == 1.0  # the hashing encoder matches "cats" with "cats"
+    assert endpoint["chance_label_agreement"] == 0.5  # half the pool has each label
     lm = LocalCausalLM(tiny_lm_dir)
     local = evaluate_prompt_retrieval(CachingEncoder(fake_encoder), data, "Represent it: ", counter, lm)
     # the same prompts built by hand: pool centred, most similar demonstration last, then the query

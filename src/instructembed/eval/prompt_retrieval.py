@@ -13,7 +13,8 @@ The INSTRUCTOR paper's protocol (`evaluation/prompt_retrieval/main_geo.py`, `mai
    of one-word labels is accuracy.
 
 Without an LM only the retrieval side is measured: the share of chosen demonstrations whose `key`
-(GeoQuery: SQL template; MultiRC: label) equals the test example's, and the same for the top one.
+(GeoQuery: SQL template; MultiRC: label) equals the test example's, the same for the top one, and the
+share a random draw from the pool would give (`chance_*`).
 """
 
 from __future__ import annotations
@@ -115,8 +116,12 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 
 def _retrieval_scores(data: PromptRetrievalData, selections: Sequence[Selection]) -> dict[str, float]:
-    shares, top1, counts = [], [], []
+    shares, top1, counts, chance = [], [], [], []
+    pool_keys = np.array([e.key for e in data.pool])
     for test, sel in zip(data.tests, selections, strict=True):
+        chance.append(
+            float(np.mean(pool_keys == test.key))
+        )  # what demonstrations drawn at random would share
         keys = [data.pool[i].key == test.key for i in sel.indices]
         shares.append(float(np.mean(keys)) if keys else 0.0)
         top1.append(float(keys[0]) if keys else 0.0)
@@ -125,6 +130,7 @@ def _retrieval_scores(data: PromptRetrievalData, selections: Sequence[Selection]
     return {
         name: float(np.mean(shares)),
         f"top1_{name}": float(np.mean(top1)),
+        f"chance_{name}": float(np.mean(chance)),
         "mean_demonstrations": float(np.mean(counts)),
         "tests": float(len(selections)),
     }
