@@ -177,7 +177,7 @@ def test_choose_mode_picks_the_likeliest_option(fake_encoder, tiny_lm_dir: Path,
     # the same prompts built by hand: pool centred, most similar demonstration last, then the query
     inputs = [("Represent it: ", e.embed_text) for e in data.pool]
     pool = centre(fake_encoder.embed(inputs))
-    lengths = [counter.count(e.demonstration + "\n\n") for e in data.pool]
+    lengths = [counter.count(e.demonstration) for e in data.pool]
     right = []
     for t, test in enumerate(data.tests):
         query_emb = fake_encoder.embed([("Represent it: ", test.embed_text)])

@@ -146,7 +146,7 @@ def evaluate_prompt_retrieval(
     """Retrieval-side scores always; the paper's `rouge_l` (x1) and `exact_match` / `accuracy` with an LM."""
     pool = centre(encoder.embed([e.embed_text for e in data.pool], instruction))  # (P, D)
     tests = encoder.embed([e.embed_text for e in data.tests], instruction)  # (T, D), not centred
-    lengths = [counter.count(e.demonstration + ("\n\n" if data.mode == "choose" else "")) for e in data.pool]
+    lengths = [counter.count(e.demonstration) for e in data.pool]  # the paper's get_instance_length texts
     fixed = counter.count(data.header) if data.header else 0
     rooms = [data.budget - fixed - counter.count(e.query) for e in data.tests]
     selections = select_demonstrations(pool, tests, lengths, rooms)
