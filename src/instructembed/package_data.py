@@ -19,7 +19,14 @@ PACKAGE = "instructembed"
 #: The folder of the package that holds its data files (shipped by pyproject's package-data).
 DATA_DIR = "data"
 #: Every file of `data/`, and the only names `read_text` accepts (a test keeps the two equal).
-FILES = ("calibration.jsonl", "instructor-large.json", "local-task-instructions.json")
+FILES = (
+    "calibration.jsonl",
+    "instructor-base.json",
+    "instructor-large.json",
+    "instructor-xl.json",
+    "local-task-instructions.json",
+    "paper-task-instructions.json",
+)
 
 
 def read_text(name: str) -> str:

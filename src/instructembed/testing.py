@@ -348,3 +348,34 @@ def assert_vectors_close(
 #: a naive reference loop, another library): different operator fusion, so looser than `FP32_ATOL`.
 RUNTIME_ATOL = 1e-5
 RUNTIME_MIN_COSINE = 0.99999
+
+
+def build_causal_lm(path: Path | str, *, seed: int = 0) -> Path:
+    """A tiny random GPT-2 causal LM with a byte-level BPE tokenizer trained here: a stand-in `--lm`.
+
+    Byte-level, so any text (SQL, Chinese, emoji) tokenizes; two layers of width 32, random weights:
+    its answers are noise, which is what tests of the prompt-retrieval pipeline need.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    extra = ["SELECT CITYalias0.CITY_NAME FROM CITY AS CITYalias0 WHERE", "answer: True False Based on"]
+    tok.train_from_iterator((_CORPUS.splitlines() + extra) * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>", model_max_length=1024
+    )
+    fast.save_pretrained(out)
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(fast), n_positions=1024, n_embd=32, n_layer=2, n_head=2, eos_token_id=0, bos_token_id=0
+    )
+    GPT2LMHeadModel(config).save_pretrained(out)
+    return out

@@ -43,7 +43,8 @@ def eval_command(
         typer.Option(
             "--instructions",
             envvar="INSTRUCTEMBED_EVAL_INSTRUCTIONS",
-            help="'instructor-large' (packaged table), 'none' (bare texts) or a JSON file of the same shape.",
+            help="'instructor-large' (or -base, -xl: the packaged tables), 'none' (bare texts) or a JSON file "
+            "of the same shape.",
         ),
     ] = "instructor-large",
     out: Annotated[
@@ -85,13 +86,44 @@ def eval_command(
             "embedded once, results go to OUT/dim-D/).",
         ),
     ] = None,
+    lm: Annotated[
+        str | None,
+        typer.Option(
+            "--lm",
+            envvar="INSTRUCTEMBED_EVAL_LM",
+            help="Prompt retrieval's language model: a local Hugging Face causal-LM directory, or the base "
+            "URL (http://host:port/v1) of an OpenAI-compatible completions endpoint. Without it, prompt "
+            "retrieval reports the retrieval side only.",
+        ),
+    ] = None,
+    lm_model: Annotated[
+        str | None,
+        typer.Option(
+            "--lm-model", envvar="INSTRUCTEMBED_EVAL_LM_MODEL", help="The model name an --lm endpoint serves."
+        ),
+    ] = None,
+    lm_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--lm-api-key", envvar="INSTRUCTEMBED_EVAL_LM_API_KEY", help="Bearer token for an --lm endpoint."
+        ),
+    ] = None,
+    budget_tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--budget-tokenizer",
+            envvar="INSTRUCTEMBED_EVAL_BUDGET_TOKENIZER",
+            help="Tokenizer directory that counts prompt-retrieval budgets (the paper: GPT-2's). Default: "
+            "a local --lm's own tokenizer, else the packaged MiniLM WordPiece tokenizer.",
+        ),
+    ] = None,
     backend: BackendOpt = None,
     quantize: QuantizeOpt = None,
     dtype: DtypeOpt = None,
     list_tasks: Annotated[bool, typer.Option("--list-tasks", help="Print the known tasks and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", envvar="INSTRUCTEMBED_VERBOSE")] = False,
 ) -> None:
-    """Evaluate a model on MTEB-style tasks (STS, classification, clustering, pairs, reranking, retrieval, summarization)."""
+    """Evaluate a model on MTEB-style tasks and the INSTRUCTOR paper's Billboard and prompt-retrieval tasks."""
     from instructembed.eval.report import write_summary
     from instructembed.eval.runner import TaskResult, run
     from instructembed.eval.tasks import LOCAL_TASKS, resolve_tasks
@@ -114,6 +146,11 @@ def eval_command(
             raise typer.BadParameter(
                 f"--dimensions {d} is more than {model}'s {loaded.dimension}; ask for at most that"
             )
+    language_model = None
+    if lm:
+        from instructembed.eval.lm import open_lm
+
+        language_model = open_lm(lm, model=lm_model, api_key=lm_api_key)
 
     def show(result: TaskResult) -> None:
         typer.echo(
@@ -140,6 +177,8 @@ def eval_command(
             command=shlex.join(["instructembed", *sys.argv[1:]]),
             on_result=show,
             resume=resume,
+            lm=language_model,
+            budget_tokenizer=budget_tokenizer,
         )
         md, png = write_summary(results, folder)
         total = sum(r.wall_time_s for r in results)

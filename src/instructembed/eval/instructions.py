@@ -1,10 +1,12 @@
-"""Which instruction each text gets: the instructor-large table, none, or a user file of the same shape.
+"""Which instruction each text gets: an INSTRUCTOR table (base, large, xl), none, or a user file.
 
 Tables are `{task type: {task name: instruction | {"query": ..., "corpus": ...}}}` (the layout of
-`../shared/instructions/instructor-large.json`, shipped verbatim as package data). A task is looked
-up by its own name, then by its `instruction_key` (the MTEB task it stands in for); local tasks that
-are not MTEB tasks fall back to `local-task-instructions.json`. A user file is searched first and
-falls back to the same chain, with a warning naming each task it did not cover.
+`../shared/instructions/instructor-*.json`, shipped verbatim as package data). A task is looked
+up by its own name, then by its `instruction_key` (the MTEB task it stands in for); the paper's
+Billboard and prompt-retrieval tasks take the same size's entry of `paper-task-instructions.json`;
+local tasks that are not MTEB tasks fall back to `local-task-instructions.json`. A user file is
+searched first and falls back to the instructor-large chain, with a warning naming each task it did
+not cover.
 """
 
 from __future__ import annotations
@@ -79,26 +81,36 @@ class Instructions:
         resolved = {}
         for role in roles:
             instruction, origin = self.lookup(task, role)
-            if self.name not in ("instructor-large", "none") and not origin.startswith(self.tables[0][0]):
+            if self.name not in (*BUILTIN, "none") and not origin.startswith(self.tables[0][0]):
                 logger.warning("%s has no entry for %s; falling back to %s", self.name, task.name, origin)
             resolved[role.value] = instruction
         return resolved
 
 
-def load_instructions(spec: str | Path) -> Instructions:
-    """`instructor-large` (packaged table), `none` (bare texts) or a path to a JSON table."""
-    builtin = (
-        ("instructor-large", _package_table("instructor-large.json")),
+BUILTIN = ("instructor-base", "instructor-large", "instructor-xl")
+
+
+def _builtin_chain(size: str) -> tuple[tuple[str, Table], ...]:
+    mteb = _package_table(f"{size}.json")
+    paper = _package_table("paper-task-instructions.json")[size]
+    return (
+        (size, mteb),
+        (f"paper-task-instructions[{size}]", paper),
         ("local-task-instructions", _package_table("local-task-instructions.json")),
     )
-    if str(spec) == "instructor-large":
-        return Instructions("instructor-large", builtin)
+
+
+def load_instructions(spec: str | Path) -> Instructions:
+    """`instructor-base|large|xl` (packaged tables), `none` (bare texts) or a path to a JSON table."""
+    if str(spec) in BUILTIN:
+        return Instructions(str(spec), _builtin_chain(str(spec)))
     if str(spec) == "none":
         return Instructions("none", ())
+    builtin = _builtin_chain("instructor-large")
     path = Path(spec)
     if not path.is_file():
         raise InputFileError(
-            f"--instructions {spec!r} is neither 'instructor-large', 'none' nor an existing JSON file"
+            f"--instructions {spec!r} is neither one of {', '.join(BUILTIN)}, 'none' nor an existing JSON file"
         )
     try:
         table = json.loads(path.read_text(encoding="utf-8"))

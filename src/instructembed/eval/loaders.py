@@ -22,6 +22,10 @@ import numpy as np
 
 from instructembed.errors import InputFileError
 
+from .paper_loaders import PAPER_SOURCES
+from .parsing import bad_line as _bad
+from .parsing import numbered_lines as _lines
+from .parsing import to_float as _float
 from .records import (
     ClassificationData,
     ClusteringData,
@@ -46,35 +50,6 @@ SEMEVAL_FILES: dict[str, tuple[str, ...]] = {
     "sts15": ("answers-forums", "answers-students", "belief", "headlines", "images"),
     "sts16": ("answer-answer", "headlines", "plagiarism", "postediting", "question-question"),
 }
-
-
-def _bad(path: Path, line: int, what: str) -> InputFileError:
-    return InputFileError(
-        f"{path}:{line}: {what}; the file should be byte-identical to the published one "
-        "(check with `sha256sum -c MANIFEST.sha256` in the data folder)"
-    )
-
-
-def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its CR/LF) for each line of `path`."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: file not found; point --data-dir at the shared data folder")
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise _bad(path, number, f"not valid {encoding} text ({exc.reason})") from None
-            if number == 1 and encoding == "utf-8-sig":
-                line = line.removeprefix("\ufeff")
-            yield number, line.rstrip("\r\n")
-
-
-def _float(path: Path, line: int, value: str, what: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise _bad(path, line, f"{what} {value!r} is not a number") from None
 
 
 # ---- STS -------------------------------------------------------------------------------------
@@ -434,6 +409,7 @@ SOURCES: dict[str, tuple[Callable[[Path], TaskData], tuple[str, ...]]] = {
     "trecqa": (load_trecqa, ("trecqa_wang/test.csv",)),
     "scifact": (load_scifact, ("scifact/scifact.zip",)),
     "summeval_reference_free": (load_summeval_reference_free, ("summeval/summeval.jsonl",)),
+    **PAPER_SOURCES,
 }
 
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "BillboardData",
     "ClassificationData",
     "ClusteringData",
     "PairData",
+    "PromptExample",
+    "PromptRetrievalData",
     "RerankingData",
     "RerankingQuery",
     "RetrievalData",
@@ -142,6 +145,80 @@ class SummarizationData:
         return SummarizationData(_pick(self.groups, spaced_indices(len(self.groups), n)))
 
 
+@dataclass(frozen=True)
+class BillboardData:
+    """Generated texts (captions, summaries, translations) with human scores, grouped by source item.
+
+    `references[g]` are the human references of item g; hypothesis i belongs to item `groups[i]` and
+    was scored `human[i]` by people (higher is better).
+    """
+
+    references: tuple[tuple[str, ...], ...]
+    hypotheses: tuple[str, ...]
+    groups: tuple[int, ...]
+    human: tuple[float, ...]
+
+    def limited(self, n: int | None) -> BillboardData:
+        """`n` evenly spaced source items, with all their hypotheses."""
+        keep = spaced_indices(len(self.references), n)
+        new_id = {g: i for i, g in enumerate(keep)}
+        rows = [i for i, g in enumerate(self.groups) if g in new_id]
+        return BillboardData(
+            _pick(self.references, keep),
+            _pick(self.hypotheses, rows),
+            tuple(new_id[self.groups[i]] for i in rows),
+            _pick(self.human, rows),
+        )
+
+
+@dataclass(frozen=True)
+class PromptExample:
+    """One example of a prompt-retrieval task, pre-formatted the way the paper's scripts format it.
+
+    `embed_text` is what the embedder sees; `demonstration` is the text put into a prompt when the
+    example is chosen (its length counts against the budget); `query` is the prompt's last part when the
+    example is the one being answered; `answer` the gold continuation; `key` what the retrieval side is
+    judged by (GeoQuery's SQL template, MultiRC's label).
+    """
+
+    id: str
+    embed_text: str
+    demonstration: str
+    query: str
+    answer: str
+    key: str
+
+
+@dataclass(frozen=True)
+class PromptRetrievalData:
+    """A pool of demonstrations, the test examples, and how the paper builds and scores the prompt.
+
+    `mode` is `generate` (the LM continues the prompt; scored by ROUGE-L against `answer`) or `choose`
+    (the LM picks the most likely of `options`). `budget` is the paper's token budget for the whole
+    prompt (`header` + demonstrations + query).
+    """
+
+    pool: tuple[PromptExample, ...]
+    tests: tuple[PromptExample, ...]
+    mode: str
+    budget: int
+    header: str = ""
+    options: tuple[str, ...] = ()
+    answer_prefix: str = ""
+
+    def limited(self, n: int | None) -> PromptRetrievalData:
+        """`n` evenly spaced test examples; the pool stays whole (it is what retrieval searches)."""
+        return PromptRetrievalData(
+            self.pool,
+            _pick(self.tests, spaced_indices(len(self.tests), n)),
+            self.mode,
+            self.budget,
+            self.header,
+            self.options,
+            self.answer_prefix,
+        )
+
+
 TaskData = (
     STSData
     | PairData
@@ -150,4 +227,6 @@ TaskData = (
     | RerankingData
     | RetrievalData
     | SummarizationData
+    | BillboardData
+    | PromptRetrievalData
 )

@@ -71,7 +71,7 @@ def write_bar_chart(results: Sequence[TaskResult], path: Path) -> Path:
     ax.barh(names, values, color=[colours[r.type] for r in results][::-1])
     for y, v in enumerate(values):
         ax.text(v + 0.5, y, f"{v:.2f}", va="center", fontsize=8)
-    ax.set_xlim(0, 105)
+    ax.set_xlim(min(0.0, min(values) - 5), 105)  # correlations (Billboard, SummEval) can be negative
     ax.set_xlabel("main score x100")
     ax.set_title(f"{results[0].model} ({results[0].instructions_source} instructions)" if results else "")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[t]) for t in types]

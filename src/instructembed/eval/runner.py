@@ -22,16 +22,21 @@ from tqdm.auto import tqdm
 
 from instructembed.package_data import package_version, source_commit
 
+from .billboard import evaluate_billboard
 from .classification import evaluate_classification
 from .clustering import evaluate_clustering
 from .encoder import CachingEncoder, Encoder
 from .instructions import Instructions, load_instructions
+from .lm import LanguageModel, TokenCounter, budget_counter
 from .loaders import files_for, load_local
 from .pair_classification import evaluate_pair_classification
+from .prompt_retrieval import evaluate_prompt_retrieval
 from .records import (
+    BillboardData,
     ClassificationData,
     ClusteringData,
     PairData,
+    PromptRetrievalData,
     RerankingData,
     RetrievalData,
     STSData,
@@ -71,6 +76,7 @@ class TaskResult:
     command: str | None = None
     notes: list[str] = field(default_factory=list)
     instructembed_version: str | None = None  # results written by older code lack it
+    language_model: str | None = None  # prompt retrieval's LM (None: none ran, or another task type)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,10 +106,25 @@ def load_task_data(task: Task, data_dir: Path, split: str) -> tuple[TaskData, st
 
 
 def score_task(
-    encoder: CachingEncoder, task: Task, data: TaskData, instr: dict[str, str | None]
+    encoder: CachingEncoder,
+    task: Task,
+    data: TaskData,
+    instr: dict[str, str | None],
+    *,
+    lm: LanguageModel | None = None,
+    counter: TokenCounter | None = None,
 ) -> dict[str, float]:
-    """Dispatch to the scorer of `task.type`; checks the data matches the type."""
+    """Dispatch to the scorer of `task.type`; checks the data matches the type.
+
+    Prompt retrieval also takes the language model (None: retrieval-side scores only) and the token
+    counter for its budget (None: `budget_counter`'s default).
+    """
     query, document = instr.get("query"), instr.get("corpus")
+
+    def prompt_retrieval(d: PromptRetrievalData) -> dict[str, float]:
+        count = counter if counter is not None else budget_counter(None, lm)[0]
+        return evaluate_prompt_retrieval(encoder, d, query, count, lm)
+
     scorers: dict[TaskType, tuple[type, Callable[..., dict[str, float]]]] = {
         TaskType.STS: (STSData, lambda d: evaluate_sts(encoder, d, query)),
         TaskType.PAIR_CLASSIFICATION: (PairData, lambda d: evaluate_pair_classification(encoder, d, query)),
@@ -112,6 +133,8 @@ def score_task(
         TaskType.RERANKING: (RerankingData, lambda d: evaluate_reranking(encoder, d, query, document)),
         TaskType.RETRIEVAL: (RetrievalData, lambda d: evaluate_retrieval(encoder, d, query, document)),
         TaskType.SUMMARIZATION: (SummarizationData, lambda d: evaluate_summarization(encoder, d, query)),
+        TaskType.BILLBOARD: (BillboardData, lambda d: evaluate_billboard(encoder, d, query)),
+        TaskType.PROMPT_RETRIEVAL: (PromptRetrievalData, prompt_retrieval),
     }
     kind, scorer = scorers[task.type]
     if not isinstance(data, kind):
@@ -134,11 +157,14 @@ def run(
     progress: bool = True,
     on_result: Callable[[TaskResult], None] | None = None,
     resume: bool = True,
+    lm: LanguageModel | None = None,
+    budget_tokenizer: str | Path | None = None,
 ) -> list[TaskResult]:
     """Evaluate `encoder` on `tasks`; write `<out_dir>/<task>.json` per task when `out_dir` is given.
 
     A task whose result file already exists in `out_dir` with the same model, limit and instructions
     is skipped and its stored result reused, so an interrupted run resumes where it stopped.
+    `lm` and `budget_tokenizer` matter only to prompt-retrieval tasks (see `lm.budget_counter`).
     """
     if not isinstance(encoder, Encoder):
         raise TypeError(f"{type(encoder).__name__} has no embed(inputs) method; evaluation needs one")
@@ -148,8 +174,10 @@ def run(
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     results: list[TaskResult] = []
+    counter: tuple[TokenCounter, str] | None = None
     for task in tqdm(resolved, desc="tasks", unit="task", disable=not progress):
-        previous = _resume(out_dir, task, model_name, limit, table.name) if resume else None
+        lm_name = lm.name if lm is not None and task.type is TaskType.PROMPT_RETRIEVAL else None
+        previous = _resume(out_dir, task, model_name, limit, table.name, lm_name) if resume else None
         if previous is not None:
             logger.info("%s: reusing %s", task.name, Path(out_dir or ".") / f"{task.name}.json")
             results.append(previous)
@@ -159,11 +187,29 @@ def run(
         cached = CachingEncoder(encoder)
         scores: dict[str, dict[str, float]] = {}
         fingerprint = ""
+        notes = []
+        if task.type is TaskType.PROMPT_RETRIEVAL and counter is None:
+            counter = budget_counter(budget_tokenizer, lm)
         for split in task.splits:
             data, fingerprint = load_task_data(task, Path(data_dir), split)
-            scores[split] = score_task(cached, task, data.limited(limit), instr)
-        main = scores[task.splits[0]][task.main_score]
-        notes = []
+            scores[split] = score_task(
+                cached, task, data.limited(limit), instr, lm=lm, counter=counter[0] if counter else None
+            )
+        main_name = task.main_score
+        if main_name not in scores[task.splits[0]] and task.proxy_score is not None:
+            main_name = task.proxy_score
+            notes.append(
+                f"no language model (--lm): main score is the retrieval side's own {main_name}, "
+                f"not the paper's {task.main_score}"
+            )
+        main = scores[task.splits[0]][main_name]
+        if task.type is TaskType.PROMPT_RETRIEVAL and counter is not None:
+            notes.append(f"token budget counted with {counter[1]}")
+        if task.main == "mteb_v1_cosine_spearman":
+            notes.append(
+                "main score = MTEB's original SummEval evaluator (mean over (statistic, p-value) pairs, "
+                "mteb issue 1156), the number MTEB and the paper publish; cosine_spearman is the corrected one"
+            )
         if task.type is TaskType.SUMMARIZATION and "ReferenceFree" in task.name:
             notes.append(
                 "reference-free variant: cosine(summary, source article), not MTEB's SummEval protocol"
@@ -173,7 +219,7 @@ def run(
             type=task.type.value,
             description=task.description,
             mteb_name=task.mteb_name,
-            main_score_name=task.main_score,
+            main_score_name=main_name,
             main_score=round(100 * main, 2),
             scores=scores,
             instructions=instr,
@@ -187,6 +233,7 @@ def run(
             command=command,
             notes=notes,
             instructembed_version=package_version(),
+            language_model=lm.name if lm is not None and task.type is TaskType.PROMPT_RETRIEVAL else None,
         )
         logger.info(
             "%s: %s = %.2f (%.1fs)", task.name, task.main_score, result.main_score, result.wall_time_s
@@ -203,7 +250,7 @@ def run(
 
 
 def _resume(
-    out_dir: Path | None, task: Task, model: str, limit: int | None, instr_name: str
+    out_dir: Path | None, task: Task, model: str, limit: int | None, instr_name: str, lm_name: str | None
 ) -> TaskResult | None:
     if out_dir is None:
         return None
@@ -212,7 +259,17 @@ def _resume(
         return None
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-        same = (stored["model"], stored["limit"], stored["instructions_source"]) == (model, limit, instr_name)
+        same = (
+            stored["model"],
+            stored["limit"],
+            stored["instructions_source"],
+            stored.get("language_model"),
+        ) == (
+            model,
+            limit,
+            instr_name,
+            lm_name,
+        )
         return TaskResult(**stored) if same else None
     except (ValueError, KeyError, TypeError):
         logger.warning("%s is not a readable result; recomputing it", path)

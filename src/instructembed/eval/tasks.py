@@ -1,8 +1,10 @@
 """A task is data: name, type, where its data lives, splits, instruction key and main score.
 
-`LOCAL_TASKS` covers every dataset in `../shared/data` that fits an MTEB task type. A task is named
+`LOCAL_TASKS` covers every dataset in `../shared/data` that fits an MTEB task type, plus the INSTRUCTOR
+paper's other evaluations (Billboard text-generation evaluation, prompt retrieval). A task is named
 after its MTEB task only when the data *and* the split are the same as MTEB's; otherwise it carries a
-`-local` suffix and its description says how it differs.
+`-local` suffix and its description says how it differs. Task names are stable: results, the held-out
+set of training runs and the docs refer to them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TaskType(str, Enum):
     RERANKING = "Reranking"
     RETRIEVAL = "Retrieval"
     SUMMARIZATION = "Summarization"
+    BILLBOARD = "Billboard"  # the paper's text-generation evaluation (not an MTEB type)
+    PROMPT_RETRIEVAL = "PromptRetrieval"  # the paper's in-context demonstration retrieval (not MTEB)
 
 
 class Role(str, Enum):
@@ -49,6 +53,8 @@ MAIN_SCORE: dict[TaskType, str] = {
     TaskType.RERANKING: "map_at_1000",
     TaskType.RETRIEVAL: "ndcg_at_10",
     TaskType.SUMMARIZATION: "cosine_spearman",
+    TaskType.BILLBOARD: "pearson",
+    TaskType.PROMPT_RETRIEVAL: "rouge_l",  # the paper's metric; needs a language model
 }
 
 
@@ -66,7 +72,9 @@ class Task:
     """One evaluation task.
 
     `source` names a local parser in `loaders.py` (ignored when `hub` is set); `instruction_key` is the
-    entry of the instruction table to use (the MTEB task name when there is one).
+    entry of the instruction table to use (the MTEB task name when there is one). `main` overrides the
+    type's main score; `proxy_score` is reported as the main score when the main one cannot be computed
+    (prompt retrieval without a language model), and the result says so.
     """
 
     name: str
@@ -77,10 +85,12 @@ class Task:
     instruction_key: str
     mteb_name: str | None = None
     hub: HubSource | None = None
+    main: str | None = None
+    proxy_score: str | None = None
 
     @property
     def main_score(self) -> str:
-        return MAIN_SCORE[self.type]
+        return self.main or MAIN_SCORE[self.type]
 
 
 def _t(
@@ -92,8 +102,10 @@ def _t(
     split: str = "test",
     key: str | None = None,
     mteb: str | None = None,
+    main: str | None = None,
+    proxy: str | None = None,
 ) -> Task:
-    return Task(name, type_, source, (split,), description, key or name, mteb)
+    return Task(name, type_, source, (split,), description, key or name, mteb, None, main, proxy)
 
 
 _STS = TaskType.STS
@@ -196,9 +208,66 @@ LOCAL_TASKS: tuple[Task, ...] = (
         "SummEvalReferenceFree-local",
         TaskType.SUMMARIZATION,
         "summeval_reference_free",
-        "SummEval expert relevance vs cosine(machine summary, SOURCE ARTICLE): a reference-free variant. "
-        "The local copy has no human reference summaries, so MTEB's SummEval protocol cannot run on it.",
+        "SummEval expert relevance vs cosine(machine summary, SOURCE ARTICLE): a reference-free variant "
+        "(cosine to the article, not to human summaries).",
         key="SummEval",
+    ),
+    _t(
+        "SummEval",
+        TaskType.SUMMARIZATION,
+        "summeval",
+        "SummEval (= MTEB): 100 articles x 16 machine summaries vs 11 human summaries (THumB's 10 + the "
+        "CNN/DM highlight), expert relevance. Main score as MTEB's original evaluator computes it "
+        "(mteb issue 1156: p-values averaged in), which is what MTEB and the paper publish.",
+        mteb="SummEval",
+        main="mteb_v1_cosine_spearman",
+    ),
+    _t(
+        "SummEvalSummarization.v2",
+        TaskType.SUMMARIZATION,
+        "summeval",
+        "SummEval with MTEB's corrected evaluator (mean per-article Spearman), same data as SummEval.",
+        key="SummEval",
+        mteb="SummEvalSummarization.v2",
+    ),
+    _t(
+        "BillboardMSCOCO",
+        TaskType.BILLBOARD,
+        "billboard_mscoco",
+        "THumB 1.0 MSCOCO: 2,500 captions (500 images x 5 systems), 4 references each; Pearson of the "
+        "best reference cosine with the human score (= the paper's data).",
+    ),
+    _t(
+        "BillboardCNNDM",
+        TaskType.BILLBOARD,
+        "billboard_cnndm",
+        "THumB CNN/DM: 1,800 summaries (100 articles x 18 systems), 10 references each, SummEval's expert "
+        "scores (= the paper's data).",
+    ),
+    _t(
+        "BillboardWMT20ZhEn",
+        TaskType.BILLBOARD,
+        "billboard_wmt20_zhen",
+        "WMT20 zh-en: 16,000 translations (2,000 segments x the 8 MQM-scored systems), 2 references, "
+        "expert MQM (rebuilt from three repositories; the paper's own file is not available).",
+    ),
+    _t(
+        "GeoQuery",
+        TaskType.PROMPT_RETRIEVAL,
+        "geoquery",
+        "GeoQuery text-to-SQL: demonstrations from 391 training questions for the paper's 256 test "
+        "questions, 3,800-token budget; ROUGE-L of the LM's SQL (needs --lm). Without an LM: share of "
+        "chosen demonstrations with the test question's SQL template.",
+        proxy="template_match",
+    ),
+    _t(
+        "MultiRCAnswerability",
+        TaskType.PROMPT_RETRIEVAL,
+        "multirc_answerability",
+        "MultiRC answerability (Natural Instructions task050): the paper's 3,000-example pool and 256 "
+        "test examples, 1,000-token budget; ROUGE-L (= accuracy) of the LM's Yes/No (needs --lm). "
+        "Without an LM: label agreement of the chosen demonstrations.",
+        proxy="label_agreement",
     ),
 )
 
