@@ -19,7 +19,13 @@ PACKAGE = "instructembed"
 #: The folder of the package that holds its data files (shipped by pyproject's package-data).
 DATA_DIR = "data"
 #: Every file of `data/`, and the only names `read_text` accepts (a test keeps the two equal).
-FILES = ("calibration.jsonl", "instructor-large.json", "local-task-instructions.json")
+FILES = (
+    "calibration.jsonl",
+    "instructor-large.json",
+    "local-task-instructions.json",
+    "reddit-clustering-sets.json",
+    "stackexchange-clustering-sets.json",
+)
 
 
 def read_text(name: str) -> str:
