@@ -314,7 +314,10 @@ def read_product_sentences(data_dir: Path) -> list[ProductSentence]:
                 features = _FEATURE.findall(tags) if sep else []
                 text = _clean(sentence)
                 total = sum(int(sign) for _, sign in features)
-                if features and total and len(text.split()) >= 4:
+                malformed = "##" in text or _FEATURE.search(
+                    text
+                )  # two sentences run together in the raw file
+                if features and total and len(text.split()) >= 4 and not malformed:
                     aspect = features[0][0].strip().lower()
                     out.append(
                         ProductSentence(text, product, "positive" if total > 0 else "negative", aspect)
