@@ -145,3 +145,30 @@ def test_unknown_mixture_is_a_clear_error(shared_data: Path, tmp_path: Path) -> 
     with pytest.raises(ValueError, match="'v1' or 'wide'"):
         build_medi(shared_data, tmp_path / "m.jsonl", mixture="v2")
     assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_the_first_mixture_still_builds_byte_for_byte(shared_data: Path, tmp_path: Path) -> None:
+    """mixture='v1', held_out='v1' is issue 11's build: these digests were taken with the code before
+    the wider mixture existed (commit b73003b), the same arguments and the same fake embedder."""
+    from instructembed.train.medi_build import build_medi
+
+    out = tmp_path / "medi.jsonl"
+    build_medi(
+        shared_data,
+        out,
+        seed=7,
+        max_per_task=160,
+        dev_per_task=8,
+        embed=_fake_embed,
+        mixture="v1",
+        held_out="v1",
+    )
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(tmp_path.glob("medi*.jsonl"))
+    }
+    assert digests == {
+        "medi.asym.jsonl": "cd30832a350fd262",
+        "medi.dev.jsonl": "bfe0a925598c78e5",
+        "medi.jsonl": "cb2ba27fa0b661a2",
+        "medi.sym.jsonl": "012294df6b4ea8dc",
+    }
