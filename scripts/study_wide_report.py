@@ -146,13 +146,40 @@ def dev_table(sweep: Path) -> list[str]:
     return out
 
 
+def mixture_table(report_file: Path) -> list[str]:
+    """One line per task of a build report: what was kept, held back and dropped, and why."""
+    if not report_file.exists():
+        return [f"({report_file.name} not built yet)"]
+    r = json.loads(report_file.read_text(encoding="utf-8"))
+    out = [
+        f"{r['kept']:,} training examples in {r['non_empty_tasks']} non-empty tasks; "
+        f"{100 * r['asymmetric_share']:.1f} % asymmetric; label-defined tasks "
+        f"{100 * r['label_batch_share_at_32']:.1f} % of batches of 32 (cap {r['label_cap']} per label task); "
+        f"{r['held_out_texts']:,} distinct held-out texts checked; held-out set `{r['held_out']}`.",
+        f"Same-texts groups ({r['same_texts_tasks']} tasks): "
+        + "; ".join(f"{g}: {', '.join(names)}" for g, names in r["same_texts_groups"].items()),
+        f"Tasks left empty: {', '.join(f'{n} ({why})' for n, why in r['dropped_tasks'].items()) or 'none'}.",
+        "",
+        "| task | kind | texts group | kept | dev | dropped: held-out text | dropped: dev text | capped | source |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in r["tasks"].items():
+        kind = "label-defined" if t["label_defined"] else ("symmetric" if t["symmetric"] else "asymmetric")
+        out.append(
+            f"| {name} | {kind} | {t.get('texts') or '-'} | {t['kept']:,} | {t['dev']} | {t['dropped_held_out']:,} | "
+            f"{t['dropped_dev']:,} | {t['capped']:,} | {t['source']} |"
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     args = parser.parse_args()
     runs = args.out / "runs.jsonl"
     lines = load(runs) if runs.exists() else []
-    frozen = json.loads((args.out / "heldout27.json").read_text(encoding="utf-8"))["tasks"]
+    frozen_file = args.out / "heldout27.json"
+    frozen = json.loads(frozen_file.read_text(encoding="utf-8"))["tasks"] if frozen_file.exists() else []
     present = {d["task"] for d in lines}
     wide = [t for t in frozen if t in present]
     absent = [t for t in frozen if t not in present]
@@ -161,6 +188,16 @@ def main() -> None:
         "",
         f"Wider mean over {len(wide)} task(s): {', '.join(wide) or '-'}.",
         f"Frozen but without scores yet: {', '.join(absent) or '-'}.",
+        "",
+        "## The mixtures (both decontaminated against the wider held-out set)",
+        "",
+        "### wide",
+        "",
+        *mixture_table(args.out / "medi-wide.report27.json"),
+        "",
+        "### v1 (issue 11's tasks)",
+        "",
+        *mixture_table(args.out / "medi-v1.report27.json"),
         "",
         "## Dev sweep (seed 1, wide mixture; dev data only)",
         "",
