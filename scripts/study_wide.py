@@ -361,6 +361,7 @@ class WideStudy:
         if (self.docs / "recipe27.json").exists():
             return
         b = self.budget
+        (self.docs / "sweep27").mkdir(parents=True, exist_ok=True)
         for cand in b.sweep:
             out = self.runs / "sweep" / cand.name
             done = (out / "model").is_dir()

@@ -85,9 +85,10 @@ def claims(lines: list[dict], wide: list[str]) -> list[str]:
             continue
         diffs = [v - b1 for v in ti.values()]
         m, lo, hi = interval(diffs)
+        span = f"[{lo:+.2f}, {hi:+.2f}]" if len(diffs) > 1 else "n/a (one seed)"
         out.append(
             f"- T-I ({mixture}) − B1 on the wider mean: {m:+.2f} over {len(diffs)} seed(s); "
-            f"95 % t-interval over seed means [{lo:+.2f}, {hi:+.2f}]"
+            f"95 % t-interval over seed means {span}"
         )
     for mixture, (ti_row, tn_row) in {
         "wide": ("T-I", "T-N"),
