@@ -3,6 +3,7 @@
     python scripts/study.py --budget cpu            # this 2-core machine, ~2.5 h uncontended
     python scripts/study.py --budget gpu            # a GPU machine: full test sets, longer runs
     python scripts/study.py --budget cpu --status   # what is done, what is left
+    python scripts/study.py --study wide ...        # the wider study of issue 27 (scripts/study_wide.py)
 
 Steps, in order (each is skipped when its output exists, so re-running continues where it stopped):
 
@@ -222,7 +223,7 @@ class Study:
         if self.medi.exists() and sibling(self.medi, "report").exists():
             return
         log.info("building the mixture")
-        build_medi(self.data_dir, self.medi, seed=42)
+        build_medi(self.data_dir, self.medi, seed=42, mixture="v1", held_out="v1")  # issue 11's, unchanged
 
     def evaluate(self, row: str, seed: int | None, table: str, model: str | Path) -> None:
         key = f"{row}-s{seed}-{table}" if seed is not None else f"{row}-{table}"
@@ -397,8 +398,8 @@ class Study:
 def append_runs(path: Path, lines: list[dict[str, object]]) -> None:
     """Add result lines to runs.jsonl, replacing any with the same (row, seed, table, task, limit)."""
 
-    def key(d: dict[str, object]) -> tuple[object, ...]:
-        return (d["row"], d["seed"], d["table"], d["task"], d["limit"])
+    def key(d: dict[str, object]) -> tuple[object, ...]:  # the wider study adds study and mixture
+        return (d.get("study"), d["row"], d["seed"], d["table"], d.get("mixture"), d["task"], d["limit"])
 
     old = (
         [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
@@ -414,9 +415,20 @@ def append_runs(path: Path, lines: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--study", choices=("first", "wide"), default="first")
+    which, rest = first.parse_known_args()
+    if which.study == "wide":  # issue 27's study (scripts/study_wide.py), on this module's helpers
+        sys.modules.setdefault("study", sys.modules[__name__])
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from study_wide import main as wide_main
+
+        wide_main(rest)
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--study", choices=("first", "wide"), default="first", help="first: issue 11's study")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")

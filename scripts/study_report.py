@@ -79,7 +79,10 @@ def t95(df: int) -> float:
 
 
 def load(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    """The first study's lines (issue 11); the wider study's carry `"study": "issue27"` and have their
+    own report (`scripts/study_wide_report.py`)."""
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [d for d in lines if "study" not in d]
 
 
 def scores(lines: list[dict], row: str, table: str) -> dict[int | None, dict[str, float]]:

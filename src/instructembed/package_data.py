@@ -26,6 +26,8 @@ FILES = (
     "instructor-xl.json",
     "local-task-instructions.json",
     "paper-task-instructions.json",
+    "reddit-clustering-sets.json",
+    "stackexchange-clustering-sets.json",
 )
 
 

@@ -291,6 +291,48 @@ def load_ag_news_clustering(data_dir: Path) -> ClusteringData:
     return _cluster_sets(*_ag_news(data_dir), n_sets=10)
 
 
+#: MTEB-style clustering over TWEAC question titles: (data folder, packaged file of the fixed sets)
+TWEAC_SETS = {
+    "reddit_clustering": ("reddit_clustering_tweac", "reddit-clustering-sets.json"),
+    "stackexchange_clustering": ("stackexchange_clustering_tweac", "stackexchange-clustering-sets.json"),
+}
+
+
+def tweac_files(source: str) -> tuple[str, ...]:
+    """The label files the committed sets of `source` read (for the data fingerprint)."""
+    from instructembed.package_data import read_text
+
+    from .clustering_sets import decode_sets
+
+    folder, sets_file = TWEAC_SETS[source]
+    _, sizes = decode_sets(read_text(sets_file))
+    return tuple(f"{folder}/test/{label}.txt" for label in sorted(sizes))
+
+
+def load_tweac_clustering(data_dir: Path, source: str) -> ClusteringData:
+    """The committed fixed-seed sets (`eval/clustering_sets.py`) over `<folder>/test/<label>.txt`;
+    each set's texts ordered by label then line, so `--limit` keeps every set's label mix."""
+    from instructembed.package_data import read_text
+
+    from .clustering_sets import decode_sets
+
+    folder, sets_file = TWEAC_SETS[source]
+    sets, sizes = decode_sets(read_text(sets_file))
+    lines: dict[str, list[str]] = {}
+    for label, expected in sizes.items():
+        path = data_dir / folder / "test" / f"{label}.txt"
+        lines[label] = [line for _, line in _lines(path)]
+        if len(lines[label]) != expected:
+            raise _bad(path, len(lines[label]), f"expected {expected} lines (the sets were drawn on them)")
+    out = []
+    for one in sets:
+        labels = sorted(one)
+        texts = tuple(lines[label][i] for label in labels for i in one[label])
+        ids = tuple(n for n, label in enumerate(labels) for _ in one[label])
+        out.append((texts, ids))
+    return ClusteringData(tuple(out))
+
+
 # ---- reranking, retrieval, summarization ----------------------------------------------------
 
 
@@ -410,6 +452,10 @@ SOURCES: dict[str, tuple[Callable[[Path], TaskData], tuple[str, ...]]] = {
     "scifact": (load_scifact, ("scifact/scifact.zip",)),
     "summeval_reference_free": (load_summeval_reference_free, ("summeval/summeval.jsonl",)),
     **PAPER_SOURCES,
+    **{
+        key: (partial(load_tweac_clustering, source=key), tweac_files(key))
+        for key in ("reddit_clustering", "stackexchange_clustering")
+    },
 }
 
 

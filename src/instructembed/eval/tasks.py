@@ -191,6 +191,22 @@ LOCAL_TASKS: tuple[Task, ...] = (
         "AG News test (7,600 articles, 4 topics) in 10 fixed random sets of 760. Not an MTEB task.",
     ),
     _t(
+        "RedditClustering-local",
+        _CLU,
+        "reddit_clustering",
+        "TWEAC Reddit test titles (MTEB's source) in 25 fixed-seed sets of 10-50 subreddits, 100-512 titles "
+        "each, drawn once MTEB's way (ids committed, `eval/clustering_sets.py`); not MTEB's own sets.",
+        key="RedditClustering",
+    ),
+    _t(
+        "StackExchangeClustering-local",
+        _CLU,
+        "stackexchange_clustering",
+        "TWEAC StackExchange test titles (MTEB's source; 167 English sites with 100+ titles) in 25 "
+        "fixed-seed sets of 10-50 sites, 100-1,000 titles each (ids committed); not MTEB's own sets.",
+        key="StackExchangeClustering",
+    ),
+    _t(
         "TrecQA-local",
         TaskType.RERANKING,
         "trecqa",

@@ -31,6 +31,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,21 @@ import numpy as np
 from instructembed.errors import InputFileError
 from instructembed.train import medi_pairs as pairs
 from instructembed.train import medi_sources as src
+from instructembed.train import medi_wide_pairs, medi_wide_tasks
 from instructembed.train.medi_tasks import TASKS, Instructions, TaskDef
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HELD_OUT", "BuildReport", "Instructions", "build_medi", "held_out_texts", "normalize"]
+__all__ = [
+    "HELD_OUT",
+    "BuildReport",
+    "HeldOut",
+    "Instructions",
+    "Mixture",
+    "build_medi",
+    "held_out_texts",
+    "normalize",
+]
 
 HELD_OUT = (
     "SICK-R",
@@ -58,6 +69,22 @@ HELD_OUT = (
     "SciFact",
 )
 DEV_SETS = ("STS-B dev", "TrecQA dev")
+
+
+class Mixture(str, Enum):
+    """Which task list: the first mixture (issue 11, 20 tasks) or the wider one (issue 27, 42 tasks)."""
+
+    V1 = "v1"
+    WIDE = "wide"
+
+
+class HeldOut(str, Enum):
+    """What is decontaminated against: the 11 first held-out tasks, or the wider held-out set."""
+
+    V1 = "v1"
+    WIDE = "wide"
+
+
 _KEY = re.compile(r"[a-z0-9]+")
 
 
@@ -78,6 +105,7 @@ class TaskStats:
     long_documents: bool = False
     mean_document_words: float = 0.0
     source: str = ""
+    texts: str = ""  # the same-texts group (wider mixture), "" when the task's texts are its own
 
     @property
     def dropped_overlap(self) -> int:  # the earlier report's name
@@ -92,6 +120,8 @@ class BuildReport:
     variants: dict[str, int] = field(default_factory=dict)  # file -> examples
     label_cap: int = 0
     seed: int = 42
+    mixture: str = "v1"
+    held_out: str = "v1"
 
     @property
     def kept(self) -> int:
@@ -114,15 +144,37 @@ class BuildReport:
         out["kept"], out["dropped"] = self.kept, self.dropped
         out["asymmetric_share"] = round(self.asymmetric_share(), 4)
         out["label_batch_share_at_32"] = round(self.label_batch_share(32), 4)
+        out["non_empty_tasks"] = sum(1 for s in self.tasks.values() if s.kept)
+        groups: dict[str, list[str]] = {}
+        for name, stats in self.tasks.items():
+            if stats.texts and stats.kept:
+                groups.setdefault(stats.texts, []).append(name)
+        shared = {g: names for g, names in groups.items() if len(names) > 1}
+        out["same_texts_groups"] = shared
+        out["same_texts_tasks"] = sum(len(names) for names in shared.values())
+        out["dropped_tasks"] = {
+            name: "no example left after decontamination and the dev hold-back"
+            for name, stats in self.tasks.items()
+            if not stats.kept
+        }
         return out
 
 
 # ---- what must not be trained on -----------------------------------------------------------------
 
 
-def held_out_texts(data_dir: Path) -> set[str]:
-    """Normalized texts of every held-out test set (read with the evaluation's own parsers)."""
+def held_out_texts(data_dir: Path, held_out: HeldOut | str = "v1") -> set[str]:
+    """Normalized texts of every held-out test set: the first 11 tasks' (read with the evaluation's
+    own parsers), and with `held_out="wide"` every text of the wider set's folders too
+    (`medi_held_out.py`), with the sentences of long ones."""
     from instructembed.eval import loaders
+
+    if HeldOut(held_out) is HeldOut.WIDE:
+        from instructembed.train.medi_held_out import file_texts, wider_held_out_files
+
+        wide = [t for path in wider_held_out_files(data_dir) for t in file_texts(path)]
+        keys = {normalize(t) for t in wide} | {normalize(p) for t in wide for p in src.iter_lines(t)}
+        return (held_out_texts(data_dir, "v1") | keys) - {""}
 
     texts: list[str] = []
     sick = loaders.load_sick(data_dir)
@@ -273,15 +325,30 @@ def build_medi(
     label_pool: int = 3000,
     embed: pairs.EmbedFn | None = None,
     model: str = "all-MiniLM-L6-v2",
+    mixture: Mixture | str = Mixture.V1,
+    held_out: HeldOut | str = HeldOut.WIDE,
 ) -> BuildReport:
-    """Write the mixture, its dev slice and its symmetric / asymmetric halves; return the report."""
+    """Write the mixture, its dev slice and its symmetric / asymmetric halves; return the report.
+
+    `mixture="v1"` with `held_out="v1"` rebuilds the first study's mixture byte for byte;
+    `mixture="wide"` adds the 22 tasks of `medi_wide_tasks.py`; `held_out="wide"` (the default)
+    decontaminates against the wider held-out set too, and checks every sentence of every text
+    (not only of long documents: "U.S. Military Academy at West Point" is a held-out sentence).
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputFileError(f"{data_dir}: data directory not found; pass --data-dir pointing at shared/data")
     if not 0 < label_share <= 1:
         raise ValueError(f"label_share must be in (0, 1], got {label_share}")
-    held, dev = held_out_texts(data_dir), dev_texts(data_dir)
-    report = BuildReport(held_out_texts=len(held), dev_texts=len(dev), seed=seed)
+    try:
+        mix, held_kind = Mixture(mixture), HeldOut(held_out)
+    except ValueError as exc:
+        raise ValueError(f"{exc}: mixture and held_out are 'v1' or 'wide'") from None
+    tasks = TASKS if mix is Mixture.V1 else medi_wide_tasks.WIDE_TASKS
+    held, dev = held_out_texts(data_dir, held_kind), dev_texts(data_dir)
+    report = BuildReport(
+        held_out_texts=len(held), dev_texts=len(dev), seed=seed, mixture=mix.value, held_out=held_kind.value
+    )
 
     def clean(text: str) -> bool:
         key = normalize(text)
@@ -289,18 +356,27 @@ def build_medi(
 
     triples = _pair_tasks(data_dir, seed, clean)
     embed_fn = embed or default_embed(model)
-    for name, rows in _label_rows(data_dir).items():
+    label_rows = _label_rows(data_dir)
+    if mix is Mixture.WIDE:
+        embed_fn = medi_wide_pairs.cached(embed_fn)  # shared texts embedded once
+        triples.update(medi_wide_pairs.wide_pair_tasks(data_dir, seed, embed_fn))
+        label_rows.update(medi_wide_pairs.wide_label_rows(data_dir))
+    by_name = {t.name: t for t in tasks}
+    for name, rows in label_rows.items():
         anchors = max_per_task + dev_per_task
         pool = min(label_pool, max(4 * anchors, 64))
         kept_rows = [(t, y) for t, y in rows if clean(t)]
+        sample = by_name[name].texts or name  # tasks over the same texts draw the same sample
         triples[name] = pairs.pair_by_label(
-            kept_rows, embed_fn, random.Random(f"{seed}:{name}"), anchors=anchors, pool=pool
+            kept_rows, embed_fn, random.Random(f"{seed}:{sample}"), anchors=anchors, pool=pool
         )
 
     # decontaminate, hold back the dev slice
-    train: dict[str, list[pairs.Triple]] = {}
+    strict = held_kind is HeldOut.WIDE
+    kept_by: dict[str, list[pairs.Triple]] = {}
+    dev_seen: dict[str, set[str]] = {}  # texts group -> dev queries and positives of its tasks
     dev_lines: list[str] = []
-    for task in TASKS:
+    for task in tasks:
         stats = report.tasks.setdefault(
             task.name,
             TaskStats(
@@ -308,11 +384,14 @@ def build_medi(
                 label_defined=task.label_defined,
                 long_documents=task.long_documents,
                 source=task.source,
+                texts=task.texts,
             ),
         )
         kept = []
         for triple in triples.get(task.name, []):
-            keys = [k for i, t in enumerate(triple) for k in _keys(t, task.long_documents and i > 0)]
+            keys = [
+                k for i, t in enumerate(triple) for k in _keys(t, strict or (task.long_documents and i > 0))
+            ]
             if any(k in held for k in keys):
                 stats.dropped_held_out += 1
             elif any(k in dev for k in keys):
@@ -324,16 +403,21 @@ def build_medi(
         held_back = _dev_slice(kept, dev_per_task if len(kept) >= 4 * dev_per_task else 0)
         dev_lines += [_record(task, t, task.instructions[0]) for t in held_back]
         stats.dev = len(held_back)
-        seen = {text for t in held_back for text in t[:2]}
+        dev_seen.setdefault(task.texts or task.name, set()).update(text for t in held_back for text in t[:2])
+        kept_by[task.name] = kept
+    train: dict[str, list[pairs.Triple]] = {}
+    for task in tasks:  # a dev text is never trained on by its task, nor by a task over the same texts
+        kept, seen = kept_by[task.name], dev_seen[task.texts or task.name]
         train[task.name] = [t for t in kept if not seen.intersection(t)]
-        stats.dropped_dev += len(kept) - len(held_back) - len(train[task.name])
+        stats = report.tasks[task.name]
+        stats.dropped_dev += len(kept) - stats.dev - len(train[task.name])
 
     # caps: every task at most max_per_task; label-defined tasks together at most label_share of batches
-    label = {t.name for t in TASKS if t.label_defined}
+    label = {t.name for t in tasks if t.label_defined}
     sizes = {name: len(rows) for name, rows in train.items()}
     report.label_cap = _label_cap(sizes, label, max_per_task, label_share, batch_size)
     lines: dict[str, list[str]] = {}
-    for task in TASKS:
+    for task in tasks:
         chosen = train[task.name]
         cap = report.label_cap if task.name in label else max_per_task
         stats = report.tasks[task.name]
@@ -347,11 +431,11 @@ def build_medi(
             _record(task, t, task.instructions[pick.randrange(len(task.instructions))]) for t in chosen
         ]
 
-    mixture = [line for task in TASKS for line in lines[task.name]]
-    sym = [line for task in TASKS if task.symmetric for line in lines[task.name]]
-    asym_by_task = {t.name: lines[t.name] for t in TASKS if not t.symmetric}
+    everything = [line for task in tasks for line in lines[task.name]]
+    sym = [line for task in tasks if task.symmetric for line in lines[task.name]]
+    asym_by_task = {t.name: lines[t.name] for t in tasks if not t.symmetric}
     asym = _same_size(asym_by_task, len(sym), random.Random(f"{seed}:asym"))
-    for kind, records in (("mixture", mixture), ("dev", dev_lines), ("sym", sym), ("asym", asym)):
+    for kind, records in (("mixture", everything), ("dev", dev_lines), ("sym", sym), ("asym", asym)):
         path = out if kind == "mixture" else sibling(out, kind)
         _write(path, records)
         report.variants[path.name] = len(records)

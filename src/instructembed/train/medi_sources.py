@@ -282,3 +282,131 @@ def iter_lines(text: str) -> Iterator[str]:
     for piece in re.split(r"(?<=[.!?])\s+", text):
         if len(piece) >= 20:
             yield piece
+
+
+# ---- texts that carry several label sets (the wider mixture's same-texts tasks) ------------------
+
+
+@dataclass(frozen=True)
+class ProductSentence:
+    """An opinion-tagged review sentence: which product, the sign of its opinions, its first aspect."""
+
+    text: str
+    product: str
+    polarity: str  # "positive" / "negative" (sentences whose opinions cancel out are dropped)
+    aspect: str  # the first tagged feature, lower-cased
+
+
+_FEATURE = re.compile(r"([^,\[\]]+)\[([+-]\d)\]")
+
+
+def read_product_sentences(data_dir: Path) -> list[ProductSentence]:
+    """Opinion-tagged sentences of both product-review corpora (`feature[+2],other[-1]##sentence`)."""
+    out: list[ProductSentence] = []
+    for folder in ("product_reviews_1", "product_reviews_2"):
+        archive = _zip(data_dir / f"nltk_{folder}" / f"{folder}.zip")
+        for name in sorted(archive.namelist()):
+            if not name.endswith(".txt") or name.endswith("README.txt"):
+                continue
+            product = name.rsplit("/", 1)[-1][: -len(".txt")].replace("_", " ")
+            for line in _member_text(archive, name, "latin-1").split("\n"):
+                tags, sep, sentence = line.partition("##")
+                features = _FEATURE.findall(tags) if sep else []
+                text = _clean(sentence)
+                total = sum(int(sign) for _, sign in features)
+                malformed = "##" in text or _FEATURE.search(
+                    text
+                )  # two sentences run together in the raw file
+                if features and total and len(text.split()) >= 4 and not malformed:
+                    aspect = features[0][0].strip().lower()
+                    out.append(
+                        ProductSentence(text, product, "positive" if total > 0 else "negative", aspect)
+                    )
+    return out
+
+
+@dataclass(frozen=True)
+class ChatPost:
+    text: str
+    act: str
+    session: str  # the file: one chat room on one day
+    age_group: str  # the room's age group (teens, 20s, 30s, 40s, adults)
+
+
+def read_chat_posts(data_dir: Path) -> list[ChatPost]:
+    """NPS chat posts (System posts dropped) with their dialogue act, session and the room's age group."""
+    archive = _zip(data_dir / "nltk_nps_chat" / "nps_chat.zip")
+    out = []
+    for name in sorted(n for n in archive.namelist() if n.endswith("posts.xml")):
+        session = name.rsplit("/", 1)[-1].split("_")[0]  # 10-19-20s
+        root = ET.fromstring(archive.read(name))
+        for post in root.iter("Post"):
+            act, text = post.get("class") or "", _clean(post.text or "")
+            if act and act != "System" and len(text.split()) >= 2:
+                out.append(ChatPost(text, act, session, session.split("-")[-1]))
+    return out
+
+
+def read_sentence_polarity(data_dir: Path) -> list[tuple[str, str]]:
+    """Rotten Tomatoes snippets (Pang & Lee sentence polarity): (snippet, positive / negative)."""
+    archive = _zip(data_dir / "nltk_sentence_polarity" / "sentence_polarity.zip")
+    out = []
+    for member, label in (("rt-polarity.pos", "positive"), ("rt-polarity.neg", "negative")):
+        text = _member_text(archive, f"sentence_polarity/{member}", "latin-1")
+        out += [(_clean(line), label) for line in text.split("\n") if len(line.split()) >= 4]
+    return out
+
+
+def read_comparative_types(data_dir: Path) -> list[tuple[str, str]]:
+    """Comparative sentences of exactly one type (1 non-equal gradable, 2 equative, 3 superlative,
+    4 non-gradable); tolerant of the unbalanced tags the SOURCE.md lists."""
+    archive = _zip(data_dir / "nltk_comparative_sentences" / "comparative_sentences.zip")
+    lines = _member_text(archive, "comparative_sentences/labeledSentences.txt", "latin-1").split("\n")
+    out = []
+    for i, line in enumerate(lines[:-1]):
+        types = re.findall(r"<cs-(\d)>", line)
+        if len(set(types)) != 1 or re.sub(r"<cs-\d>", "", line).strip():
+            continue  # several types, or text on the tag line
+        sentence = _clean(lines[i + 1])
+        if (
+            sentence
+            and not sentence.startswith(("</cs", "1_", "2_", "3_", "<cs"))
+            and len(sentence.split()) >= 4
+        ):
+            out.append((sentence, types[0]))
+    return out
+
+
+@dataclass(frozen=True)
+class McQuestion:
+    question: str
+    right: str  # the statement of the right option
+    wrong: tuple[str, ...]
+
+
+def read_mctest_questions(data_dir: Path) -> list[McQuestion]:
+    """MCTest mc160 + mc500 questions ('one: What ...' prefix dropped) with their option statements."""
+    out: list[McQuestion] = []
+    for part in ("mc160", "mc500"):
+        for split in ("train", "dev", "test"):
+            tsv = data_dir / "mctest" / f"{part}.{split}.statements.tsv"
+            ans = data_dir / "mctest" / f"{part}.{split}.ans"
+            for path in (tsv, ans):
+                if not path.is_file():
+                    raise InputFileError(f"{path}: not found; is --data-dir the shared data folder?")
+            rows = tsv.read_text(encoding="utf-8", errors="replace").split("\n")
+            answers = ans.read_text(encoding="utf-8").split("\n")
+            for n, (line, letters) in enumerate(zip(rows, answers, strict=False), start=1):
+                if not line.strip():
+                    continue
+                fields, keys = line.rstrip("\r").split("\t"), letters.rstrip("\r").split("\t")
+                if len(fields) != 23 or len(keys) != 4:
+                    raise InputFileError(f"{tsv}:{n}: expected 23 tab-separated fields and 4 answers")
+                for q in range(4):
+                    question = _clean(fields[3 + 5 * q].split(":", 1)[-1])
+                    options = [_clean(o) for o in fields[4 + 5 * q : 8 + 5 * q]]
+                    pick = "ABCD".index(keys[q])
+                    wrong = tuple(o for i, o in enumerate(options) if i != pick and o != options[pick])
+                    if question and wrong:
+                        out.append(McQuestion(question, options[pick], wrong))
+    return out

@@ -27,6 +27,9 @@ class TaskDef:
     long_documents: bool
     instructions: tuple[Instructions, ...]  # paraphrases; the first is the canonical wording
     source: str
+    #: tasks sharing a `texts` name pair the same texts under different instructions (the wider
+    #: mixture's same-texts tasks): their dev texts are kept out of each other's training rows
+    texts: str = ""
 
 
 def _sym(*texts: str) -> tuple[Instructions, ...]:
@@ -341,3 +344,4 @@ TASKS: tuple[TaskDef, ...] = (
 )
 
 BY_NAME = {t.name: t for t in TASKS}
+"""The first mixture's tasks (issue 11); the wider mixture (`medi_wide.py`) adds to them."""
