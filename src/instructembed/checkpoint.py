@@ -102,6 +102,12 @@ def declared_role_prompt(prompts: dict[str, str], role: str) -> str | None:
     return next((name for name in ROLE_PROMPTS[role] if name in prompts), None)
 
 
+def role_prompt_text(prompts: dict[str, str] | None, role: str) -> str | None:
+    """The instruction text of `prompts`' prompt for `role`, or None if it declares none."""
+    name = declared_role_prompt(prompts or {}, role)
+    return None if name is None or prompts is None else prompts[name]
+
+
 class Layout(str, Enum):
     SENTENCE_TRANSFORMERS = "sentence-transformers"
     HUGGINGFACE = "huggingface"

@@ -62,7 +62,8 @@ def test_a_server_client_without_openai_names_the_extra(monkeypatch: pytest.Monk
 
 def test_examples_are_in_the_readme() -> None:
     readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
-    examples = sorted(p.name for p in (PACKAGE.parents[1] / "examples").glob("*.py"))
+    examples = sorted(p.name for p in (PACKAGE.parents[1] / "examples").glob("*_example.py"))
     assert examples == [f"{n}_example.py" for n in ("chroma", "haystack", "langchain", "llamaindex")]
+    assert "examples/finetune_own_pairs.py" in readme  # the fine-tuning example (tests/train runs it)
     assert "examples/" in readme and "docs/migrating.md" in readme
     assert Path(PACKAGE.parents[1] / "docs" / "migrating.md").exists()

@@ -185,7 +185,8 @@ def build_command(
     approximate = _search_kind(vectors, approximate)
     stream, total = _records(input, format, id_field, text_field, metadata_field)
     from instructembed.embedder import Embedder
-    from instructembed.index.core import Index, remove_index
+    from instructembed.index.core import Index
+    from instructembed.index.store import remove_index
 
     if overwrite and out.exists():
         remove_index(out)
@@ -331,8 +332,9 @@ def _add_from_parquet(
     commit_every: int,
     progress: bool,
 ) -> None:
-    from instructembed.index.core import Index, remove_index
+    from instructembed.index.core import Index
     from instructembed.index.from_parquet import create_for, ingest, plan_ingest
+    from instructembed.index.store import remove_index
 
     created = not (path / DB_NAME).is_file()
     if not created and query_instruction is not None:

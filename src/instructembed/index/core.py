@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from instructembed.checkpoint import role_prompt_text
 from instructembed.chunking import ChunkedBatch, ChunkPool, ChunkSettings, Splitter, chunk_documents
 from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
@@ -131,8 +132,11 @@ class Index:
             embedder = Embedder.load(model, **load_options)
         # Unset instructions are the model's own declared document / query prompts (none for
         # INSTRUCTOR checkpoints), recorded explicitly in the fingerprint.
-        doc_instruction = _declared(embedder, "document") if doc_instruction is None else doc_instruction
-        query_instruction = _declared(embedder, "query") if query_instruction is None else query_instruction
+        declared = getattr(getattr(embedder, "spec", None), "prompts", None)
+        if doc_instruction is None:
+            doc_instruction = role_prompt_text(declared, "document")
+        if query_instruction is None:
+            query_instruction = role_prompt_text(declared, "query")
         if chunking.enabled:  # a window the instruction leaves no room in fails now, not mid-add
             Splitter(embedder.tokenizer, chunking).budget(doc_instruction)
         wanted = fingerprint_of(
@@ -594,20 +598,3 @@ class Index:
 def _embed(embedder: Any, items: list[Item], fp: Fingerprint) -> tuple[ChunkedBatch, np.ndarray]:
     chunked = chunk_documents(embedder, items, fp.chunk_settings)
     return chunked, embedder.embed_tokenized(chunked.rows)
-
-
-def remove_index(path: Path) -> None:
-    """Delete an index directory (used by `index build --overwrite`); refuses a non-index."""
-    if not (path / store.DB_NAME).is_file():
-        raise IndexStoreError(f"{path} is not an index; not deleting it")
-    with store.WriterLock(path):
-        shutil.rmtree(path)
-
-
-def _declared(embedder: Any, role: str) -> str | None:
-    """`embedder`'s declared prompt for `role` ("query" / "document"), or None if it has none."""
-    from instructembed.checkpoint import declared_role_prompt
-
-    prompts = getattr(getattr(embedder, "spec", None), "prompts", None) or {}
-    name = declared_role_prompt(prompts, role)
-    return prompts[name] if name is not None else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -341,3 +342,11 @@ def counts(conn: sqlite3.Connection) -> tuple[int, int, int]:
     docs, truncated = conn.execute("SELECT count(*), coalesce(sum(truncated), 0) FROM docs").fetchone()
     (chunks,) = conn.execute("SELECT count(*) FROM chunks").fetchone()
     return int(docs), int(chunks), int(truncated)
+
+
+def remove_index(path: Path) -> None:
+    """Delete an index directory (used by `index build --overwrite`); refuses a non-index."""
+    if not (path / DB_NAME).is_file():
+        raise IndexStoreError(f"{path} is not an index; not deleting it")
+    with WriterLock(path):
+        shutil.rmtree(path)
