@@ -256,13 +256,24 @@ def test_work_for_a_client_that_went_away_is_dropped() -> None:
         server.stop()
 
 
+def _wait_until_queued(base_url: str, items: int, timeout: float = 60.0) -> None:
+    """Until the queue gauge reads `items` (a fixed sleep loses the race on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("instructembed_queue_items ") and float(line.split()[1]) >= items:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"{items} inputs never reached the queue within {timeout} s")
+
+
 def test_shutdown_drains_queued_requests() -> None:
     fake = FakeEmbedder(delay=0.3)
     server = start_server(fake, ServerSettings(max_wait_ms=0, batch_tokens=4))  # one item per batch
     url = f"{server.base_url}/v1/embeddings"
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(httpx.post, url, json={"input": f"drain {i}"}, timeout=30) for i in range(6)]
-        time.sleep(0.3)  # all six are in: one in the model, the rest queued
+        _wait_until_queued(server.base_url, 5)  # all six are in: one in the model, five queued
         stopper = threading.Thread(target=server.stop)
         stopper.start()
         statuses = [f.result().status_code for f in futures]
