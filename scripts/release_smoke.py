@@ -54,6 +54,7 @@ EXTRA_MODULES = {
     "server": ("fastapi", "uvicorn", "prometheus_client"),
     "eval": ("sklearn", "scipy", "pytrec_eval", "datasets"),
     "train": ("matplotlib",),
+    "lora": ("peft",),
     "parquet": ("pyarrow",),
     "langchain": ("langchain_core",),
     "llamaindex": ("llama_index",),
@@ -397,10 +398,8 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"  eval STSBenchmark (limit 100): {result['main_score']:.2f}")
 
 
-@smoke("train", extras=("train",))
-def train(args: argparse.Namespace) -> None:
-    """instructembed train two steps on a small MEDI file; the trained model loads and embeds."""
-    _installed(args.forbid)
+def _train_two_steps(args: argparse.Namespace, *extra: object) -> tuple[Path, list[float]]:
+    """`instructembed train` two steps on a small MEDI file; the trained model must load and embed."""
     from instructembed import Embedder
 
     data = Path("medi.jsonl")
@@ -409,17 +408,35 @@ def train(args: argparse.Namespace) -> None:
             q, p, n = ITEMS[i % 5], ITEMS[(i + 1) % 5], ITEMS[(i + 2) % 5]
             record = {"query": list(q), "pos": list(p), "neg": list(n), "task_name": "smoke"}
             f.write(json.dumps(record) + "\n")
-    out = Path("run")
+    out = Path("run-lora" if extra else "run")
     cmd: list[object] = [_cli(), "train", "--model", MODEL, "--data", data, "--out", out]
-    _run([*cmd, "--batch-size", "4", "--max-length", "32", "--max-steps", "2", "--no-progress"])
+    _run([*cmd, "--batch-size", "4", "--max-length", "32", "--max-steps", "2", "--no-progress", *extra])
     steps = (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
     check(len(steps) == 2, f"train_log.jsonl has {len(steps)} lines, expected 2 steps")
     losses = [json.loads(step)["loss"] for step in steps]
     check(all(math.isfinite(loss) for loss in losses), f"train losses {losses}")
-    check((out / "loss.png").is_file(), "train wrote no loss.png")
     vectors = Embedder.load(out / "model").embed(ITEMS)
     check(vectors.shape == _reference(args).shape, f"the trained model embeds to {vectors.shape}")
+    return out, losses
+
+
+@smoke("train", extras=("train",))
+def train(args: argparse.Namespace) -> None:
+    """instructembed train two steps on a small MEDI file; the trained model loads and embeds."""
+    _installed(args.forbid)
+    out, losses = _train_two_steps(args)
+    check((out / "loss.png").is_file(), "train wrote no loss.png")
     print(f"  train: 2 steps, losses {[round(loss, 3) for loss in losses]}")
+
+
+@smoke("lora", extras=("lora",))
+def lora(args: argparse.Namespace) -> None:
+    """instructembed train --lora-rank 4: adapters merged, the saved model loads and embeds without peft."""
+    _installed(args.forbid)
+    out, losses = _train_two_steps(args, "--lora-rank", "4")
+    names = [p.name for p in (out / "model").rglob("*")]
+    check(not any("adapter" in n for n in names), f"the saved model still holds adapter files: {names}")
+    print(f"  lora: 2 steps, losses {[round(loss, 3) for loss in losses]}, adapters merged")
 
 
 def _row_match(got: Any, row: int, args: argparse.Namespace, what: str) -> None:
