@@ -17,6 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers.words import WORDS
 from instructembed.embedder import Embedder
 from instructembed.testing import assert_vectors_close
 from instructembed.train import mining
@@ -25,22 +26,6 @@ from instructembed.train.loop import train
 from instructembed.train.mining import MiningOptions, mine_negatives
 
 ROOT = Path(__file__).resolve().parents[2]
-WORDS = [
-    "apple",
-    "river",
-    "stone",
-    "cloud",
-    "music",
-    "paper",
-    "light",
-    "green",
-    "table",
-    "window",
-    "silver",
-    "market",
-    "engine",
-    "garden",
-]
 Q, D = "Represent the question: ", "Represent the passage: "
 
 

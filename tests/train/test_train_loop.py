@@ -12,29 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.words import WORDS
 from instructembed.embedder import Embedder
 from instructembed.inputs import Item
 from instructembed.train.config import TrainConfig, build_config, load_toml
 from instructembed.train.loop import train
 from instructembed.train.loss import instructor_loss
 from instructembed.train.step import cached_step, plain_step, tokenize_roles
-
-WORDS = [
-    "apple",
-    "river",
-    "stone",
-    "cloud",
-    "music",
-    "paper",
-    "light",
-    "green",
-    "table",
-    "window",
-    "silver",
-    "market",
-    "engine",
-    "garden",
-]
 
 
 def _tiny_model(root: Path, dropout: float) -> Path:
