@@ -55,11 +55,11 @@ def main() -> None:
     in_test = {_key(t) for t in test_texts}
     by_label: dict[str, list[str]] = defaultdict(list)
     overlap = 0
-    for text, label in zip(texts, labels, strict=True):
+    for text, label_id in zip(texts, labels, strict=True):
         if _key(text) in in_test:
             overlap += 1
             continue
-        by_label[names[label]].append(text)
+        by_label[names[label_id]].append(text)
     rng = random.Random(args.seed)
     train_rows: list[tuple[str, str]] = []
     dev_rows: list[tuple[str, str]] = []
