@@ -12,15 +12,16 @@ duplicate candidates merged, max label), from `trecqa_wang/train.csv` only:
 - dev.jsonl: the same rows for a seeded 10 % of the questions (by question, never split across
   train and dev); with `--dev-split official`, TrecQA's own dev split (`dev.csv`, 81 questions)
   instead and every usable training question trains -- 10 % of 78 usable training questions is
-  8 questions, a noisy dev to choose a step on. Read by `train --eval` in two ways: as (question, answer) pairs ranking the pool
-  `dev_corpus.jsonl` (retrieval: nDCG@10), or with `--eval-rerank` each question ranking its own
-  candidates (MAP, as the TrecQA-local test is scored);
+  8 questions, a noisy dev to choose a step on. Read by `train --eval` in two ways: as (question,
+  answer) pairs ranking the pool `dev_corpus.jsonl` (retrieval: nDCG@10), or with `--eval-rerank`
+  each question ranking its own candidates (MAP, as the TrecQA-local test is scored);
 - dev_corpus.jsonl: every candidate sentence of the dev questions ({"id", "text"}), the pool the
   retrieval reading of dev searches.
 
 Questions without a correct candidate are dropped (MTEB's rule, as the test drops them), so are
 questions with no incorrect candidate (a triplet needs one) and any training question whose text
-(case and spacing folded) is a test question. The test is `instructembed eval --tasks TrecQA-local`
+(case and spacing folded) is a test question (`split.json` counts them, and the training
+candidate sentences that are test candidates). The test is `instructembed eval --tasks TrecQA-local`
 on `trecqa_wang/test.csv`, scored once per model. Files go outside the repository (never commit
 data); nothing here chooses a setting.
 """
@@ -73,7 +74,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     train = list(load_trecqa(args.data_dir, "train").queries)
-    test = {_key(q.query) for q in load_trecqa(args.data_dir, "test").queries}
+    test_queries = load_trecqa(args.data_dir, "test").queries
+    test = {_key(q.query) for q in test_queries}
+    test_candidates = {c for q in test_queries for c in q.candidates}  # reported, not dropped
     overlap = [i for i, q in enumerate(train) if _key(q.query) in test]
     no_positive = [i for i, q in enumerate(train) if not any(label > 0 for label in q.labels)]
     no_negative = [
@@ -105,6 +108,7 @@ def main() -> None:
         "train_questions_total": len(train),
         "test_questions_total": len(test),
         "train_questions_in_test": len(overlap),
+        "train_candidates_in_test": sum(c in test_candidates for i in train_ids for c in train[i].candidates),
         "dropped_no_positive": len(no_positive),
         "dropped_no_negative": len(no_negative),
         "train": {"questions": len(train_ids), "triplets": len(train_rows)},
