@@ -307,3 +307,48 @@ def test_resume_keeps_the_base_scores_and_the_best_so_far(own: dict[str, Path], 
     assert resumed.scores["chosen_step"] == whole.scores["chosen_step"]
     log = [json.loads(x) for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log if "dev" in x] == [0, 2, 4]  # step 0 is not scored again
+
+
+def test_eval_rerank_chooses_the_step_by_map_over_own_candidates(
+    own: dict[str, Path], tmp_path: Path
+) -> None:
+    from instructembed.train.cli import _standalone
+
+    r = own["root"]
+    with (r / "dev.csv").open(encoding="utf-8", newline="") as f:
+        pairs = [(row["question"], row["passage"]) for row in csv.DictReader(f)]
+    dev = tmp_path / "dev.jsonl"  # each question's candidates: its passage and three other dev passages
+    dev.write_text(
+        "".join(
+            json.dumps(
+                {"question": q, "passage": p, "negative": [pairs[(i + k) % len(pairs)][1] for k in (1, 2, 3)]}
+            )
+            + "\n"
+            for i, (q, p) in enumerate(pairs)
+        ),
+        encoding="utf-8",
+    )
+    triplets = _mine(own, tmp_path / "triplets.jsonl")
+    result = CliRunner().invoke(
+        _standalone(),
+        ["train", "--model", str(own["model"]), "--data", str(triplets), "--shape", "triplets",
+         "--query-field", "question", "--positive-field", "passage",
+         "--query-instruction", Q, "--document-instruction", D, "--eval", str(dev), "--test", str(dev),
+         "--eval-rerank", "--eval-every", "2", "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
+         "--lr", "1e-3", "--out", str(tmp_path / "run"), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "run" / "summary.json").read_text())["scores"]
+    assert scores["metric"] == "map_at_1000"
+    assert (
+        set(scores["dev"]["base"])
+        == set(scores["test"]["tuned"])
+        == {"map_at_1000", "mrr_at_10", "ndcg_at_10", "main"}
+    )
+    bad = CliRunner().invoke(
+        _standalone(),
+        ["train", "--model", str(own["model"]), "--data", str(triplets), "--shape", "triplets",
+         "--eval", str(dev), "--eval-rerank", "--eval-corpus", str(r / "corpus.jsonl"), "--out", str(tmp_path / "x")],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert bad.exit_code != 0 and "drop --eval-corpus" in " ".join(bad.output.replace("│", " ").split())

@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,60 @@ def test_random_sampling_is_seeded_and_stays_among_the_eligible() -> None:
     assert a == b and len(a) == 4 and all(scores[r] <= 0.8 for r in a)
     top = select_negatives(scores, rows, 0.95, set(), MiningOptions(num_negatives=4, max_score=0.8), None)  # type: ignore[arg-type]
     assert top == [3, 4, 5, 6]  # scores 0.90, 0.86, 0.82 are above 0.8
+
+
+class _TextVectors:
+    """A fixed random vector per distinct text (instructions ignored): an encoder with no ties."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(3)
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def embed(self, inputs: Sequence[str | tuple[str, str]], *, instruction: str | None = None) -> np.ndarray:
+        texts = [x if isinstance(x, str) else x[1] for x in inputs]
+        return np.stack([self.vectors.setdefault(t, self.rng.standard_normal(16)) for t in texts])
+
+
+def _map_naive(encoder: _TextVectors, candidates: dict[str, dict[str, int]]) -> float:
+    """Mean over queries of average precision over the query's own candidates, ranked by cosine."""
+    aps = []
+    for query, labels in candidates.items():
+        q = encoder.embed([query])[0]
+        cos = {t: float(v @ q / np.linalg.norm(v) / np.linalg.norm(q)) for t, v in zip(
+            labels, encoder.embed(list(labels)), strict=True)}  # fmt: skip
+        ranked = sorted(labels, key=lambda t: -cos[t])
+        hits, precisions = 0, []
+        for rank, text in enumerate(ranked, start=1):
+            if labels[text]:
+                hits += 1
+                precisions.append(hits / rank)
+        aps.append(sum(precisions) / sum(labels.values()))
+    return 100 * sum(aps) / len(aps)
+
+
+def test_rerank_dev_scores_map_over_each_querys_own_candidates(tmp_path: Path) -> None:
+    from instructembed.eval.encoder import CachingEncoder
+    from instructembed.train.user_eval import load_evaluator
+
+    rows: list[dict[str, object]] = [
+        {"q": "q0", "a": "a0", "neg": ["n0", "n1", "a1", "shared"]},  # a1 is q0's other positive
+        {"q": "q0", "a": "a1", "neg": ["n0", "n2"]},
+        {"q": "q1", "a": "b0", "neg": ["m0", "m1", "m2", "shared"]},
+        {"q": "q2", "a": "c0", "neg": ["k0"]},
+    ]
+    path = _jsonl(tmp_path / "dev.jsonl", rows)
+    spec = DatasetSpec(
+        path, Shape.TRIPLETS, Fields(query="q", positive="a", negatives=("neg",)), "Q: ", "D: "
+    )
+    evaluator = load_evaluator(spec, None, rerank=True)
+    encoder = _TextVectors()
+    got = evaluator.score(CachingEncoder(encoder))
+    want = {
+        "q0": {"a0": 1, "a1": 1, "n0": 0, "n1": 0, "shared": 0, "n2": 0},
+        "q1": {"b0": 1, "m0": 0, "m1": 0, "m2": 0, "shared": 0},
+        "q2": {"c0": 1, "k0": 0},
+    }
+    assert evaluator.main == "map_at_1000" and got["main"] == got["map_at_1000"]
+    assert got["map_at_1000"] == pytest.approx(_map_naive(encoder, want), abs=0.01)
+    with pytest.raises(ValueError, match="no corpus"):
+        load_evaluator(spec, path, rerank=True)

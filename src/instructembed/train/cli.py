@@ -303,6 +303,16 @@ def train_command(
             envvar="INSTRUCTEMBED_TRAIN_EVAL_BF16",
         ),
     ] = None,
+    eval_rerank: Annotated[
+        bool | None,
+        typer.Option(
+            "--eval-rerank",
+            help="Score --eval/--test as reranking: each query ranks only its own positives and negatives "
+            "(the file's --negative-field), MAP (main) and MRR@10, as MTEB scores reranking tasks; needs "
+            "triplet-shaped --eval/--test files and no --eval-corpus.",
+            envvar="INSTRUCTEMBED_TRAIN_EVAL_RERANK",
+        ),
+    ] = None,
     keep_best: Annotated[
         bool | None,
         typer.Option(

@@ -90,6 +90,7 @@ class TrainConfig:
     corpus_field: str = "text"
     test_file: Path | None = None
     eval_bf16: bool = False  # embed dev/test in bfloat16 (faster on CPUs with AMX; same for base and tuned)
+    eval_rerank: bool = False  # dev/test as reranking: each query ranks its own positives + negatives (MAP)
     keep_best: bool = True  # the saved model is the best dev checkpoint (with --eval)
     # --- LoRA (lora.py, the [lora] extra): adapters on the encoder, merged into the saved weights
     lora_rank: int | None = None  # None = full fine-tuning
@@ -118,6 +119,14 @@ class TrainConfig:
                 "give exactly one of --data (one file) or --datasets (a TOML file of several)",
             ),
             (self.test_file is None or self.eval_file is not None, "--test needs --eval (dev chooses)"),
+            (
+                not self.eval_rerank or self.shape in (Shape.PAIRS, Shape.TRIPLETS),
+                "--eval-rerank is for pairs or triplets runs (dev rows with their candidates' negatives)",
+            ),
+            (
+                not self.eval_rerank or self.eval_corpus is None,
+                "--eval-rerank ranks each query's own candidates; drop --eval-corpus",
+            ),
             (self.lora_rank is None or self.lora_rank >= 1, f"lora_rank must be >= 1, got {self.lora_rank}"),
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
         ]

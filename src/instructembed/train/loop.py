@@ -374,11 +374,21 @@ def _tracker(config: TrainConfig, out: Path) -> Any:
     from instructembed.train.tracking import DevTracker
     from instructembed.train.user_eval import load_evaluator
 
-    # held-out pairs need no negatives: a triplets run is scored on (query, positive) files too
-    shape = Shape.PAIRS if config.shape in (Shape.PAIRS, Shape.TRIPLETS) else config.shape
-    dev = load_evaluator(spec_for(config, config.eval_file, shape), config.eval_corpus, config.corpus_field)
+    # held-out pairs need no negatives: a triplets run is scored on (query, positive) files too;
+    # reranking needs them (they are the query's candidates besides its positives)
+    shape: Shape = Shape.PAIRS if config.shape in (Shape.PAIRS, Shape.TRIPLETS) else config.shape
+    if config.eval_rerank:
+        shape = Shape.TRIPLETS
+    dev = load_evaluator(
+        spec_for(config, config.eval_file, shape), config.eval_corpus, config.corpus_field, config.eval_rerank
+    )
     test = (
-        load_evaluator(spec_for(config, config.test_file, shape), config.eval_corpus, config.corpus_field)
+        load_evaluator(
+            spec_for(config, config.test_file, shape),
+            config.eval_corpus,
+            config.corpus_field,
+            config.eval_rerank,
+        )
         if config.test_file is not None
         else None
     )

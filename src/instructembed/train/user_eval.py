@@ -3,6 +3,9 @@
 - pairs / triplets -> retrieval: every distinct query searches the corpus (`--eval-corpus` texts plus
   every positive and negative of the file; a document is relevant when it is one of the query's
   positives, matched by text); nDCG@10 (main), MRR@10, recall@100, as `eval.retrieval` scores MTEB;
+- triplets with `rerank` (`train --eval-rerank`) -> reranking: every distinct query ranks only its
+  own candidates (its positives and negatives over all its rows; a text that is both counts as a
+  positive); MAP (main), MRR@10, nDCG@10, as `eval.reranking` scores MTEB's reranking tasks;
 - scored pairs -> Spearman x100 of cosine against the scores (main);
 - labelled texts -> a probe: 5-fold cross-validated logistic-regression accuracy x100 on the vectors.
 
@@ -56,10 +59,11 @@ class Evaluator:
     dataset: Dataset
     corpus: tuple[str, ...] = ()
     probe_rows: tuple[tuple[str, ...], np.ndarray] | None = None  # labelled files: (texts, labels)
+    rerank: bool = False  # triplets: each query ranks its own candidates (MAP) instead of a corpus
 
     @property
     def main(self) -> str:
-        return MAIN_METRIC[self.dataset.spec.shape]
+        return "map_at_1000" if self.rerank else MAIN_METRIC[self.dataset.spec.shape]
 
     def score(self, cached: CachingEncoder) -> dict[str, float]:
         """Scores through `cached` (one per model state: files scored at one state share embeddings)."""
@@ -68,6 +72,8 @@ class Evaluator:
             out = _spearman(cached, self.dataset.examples)  # type: ignore[arg-type]
         elif shape is Shape.LABELLED:
             out = _probe(cached, self.dataset.spec, self.probe_rows)
+        elif self.rerank:
+            out = _rerank(cached, self.dataset)
         else:
             out = _retrieval(cached, self.dataset, self.corpus)
         return {**out, "main": out[self.main]}
@@ -99,6 +105,24 @@ def _retrieval(encoder: CachingEncoder, data: Dataset, corpus: Sequence[str]) ->
     return {k: round(100 * scores[k], 2) for k in ("ndcg_at_10", "mrr_at_10", "recall_at_100")}
 
 
+def _rerank(encoder: CachingEncoder, data: Dataset) -> dict[str, float]:
+    from instructembed.eval.records import RerankingData, RerankingQuery
+    from instructembed.eval.reranking import evaluate_reranking
+
+    examples: Sequence[TrainExample] = data.examples  # type: ignore[assignment]
+    candidates: dict[str, dict[str, int]] = {}  # query -> {candidate text: 1 positive / 0 negative}
+    for e in examples:
+        own = candidates.setdefault(e.query.text, {})
+        own[e.pos.text] = 1
+        for n in e.negatives or (e.neg,):
+            own.setdefault(n.text, 0)
+    queries = tuple(RerankingQuery(q, tuple(c), tuple(c.values())) for q, c in candidates.items())
+    scores = evaluate_reranking(
+        encoder, RerankingData(queries), examples[0].query.instruction, examples[0].pos.instruction
+    )
+    return {k: round(100 * scores[k], 2) for k in ("map_at_1000", "mrr_at_10", "ndcg_at_10")}
+
+
 def _spearman(encoder: CachingEncoder, examples: Sequence[ScoredExample]) -> dict[str, float]:
     from scipy.stats import spearmanr
 
@@ -127,12 +151,18 @@ def _probe(
     return {"probe_accuracy": round(100 * float(accuracy), 2)}
 
 
-def load_evaluator(spec: DatasetSpec, corpus_file: Path | None, corpus_field: str = "text") -> Evaluator:
+def load_evaluator(
+    spec: DatasetSpec, corpus_file: Path | None, corpus_field: str = "text", rerank: bool = False
+) -> Evaluator:
     """Read and validate a held-out file (and its corpus) before training starts."""
     if spec.shape is Shape.LABELLED:
         rows, _ = labelled_rows(spec)
         probe = (tuple(t for t, _, _ in rows), np.array([label for _, label, _ in rows]))
         return Evaluator(Dataset(spec, ()), (), probe)
+    if rerank:
+        if spec.shape is not Shape.TRIPLETS or corpus_file is not None:
+            raise ValueError("reranking scores a triplets file (its negatives are the candidates), no corpus")
+        return Evaluator(read_dataset(spec, seed=0), rerank=True)
     data = read_dataset(spec, seed=0)
     corpus: tuple[str, ...] = ()
     if corpus_file is not None:
