@@ -1,21 +1,26 @@
-"""The no-duplicates batch sampler: no two rows sharing a key in a batch, every row once per epoch,
-the same batches for a seed; checked against sentence-transformers' loop written out naively, on
-random data with many duplicates."""
+"""`--batch-sampler no-duplicates`: no two rows sharing a key in a batch, every row once per epoch,
+the same batches for a seed and after a resume; checked against sentence-transformers' loop written
+out naively, on random data with many duplicates, and end to end on a tiny random BERT."""
 
 from __future__ import annotations
 
 import csv
+import json
 import random
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from typer.testing import CliRunner
 
 from helpers.words import WORDS
+from instructembed.embedder import Embedder
 from instructembed.inputs import Item
-from instructembed.train.config import Shape
+from instructembed.train.config import BatchSampling, Shape, TrainConfig, build_config
 from instructembed.train.data import NoDuplicatesBatchSampler, TaskBatchSampler, no_duplicate_batches
+from instructembed.train.loop import train
 from instructembed.train.user_data import (
     DatasetSpec,
     Fields,
@@ -183,3 +188,105 @@ def test_keys_query_and_positive_texts_label_for_labelled_rows_none_for_scored(t
     assert data.examples and all(
         isinstance(e, TrainExample) and e.group == by_text[e.query.text] for e in data.examples
     )
+
+
+# --- end to end on a tiny random BERT
+
+
+@pytest.fixture(scope="module")
+def dup_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """48 (question, passage) pairs over 16 questions: 3 passages each, as TrecQA's answers."""
+    root = tmp_path_factory.mktemp("dup")
+    rng = random.Random(0)
+    path = root / "pairs.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["question", "passage"])
+        for qi in range(16):
+            question = " ".join(rng.choice(WORDS) for _ in range(3)) + f" q{qi} ?"
+            for k in range(3):
+                writer.writerow([question, " ".join(rng.choice(WORDS) for _ in range(6)) + f" p{qi}-{k}"])
+    return path
+
+
+def _config(model: Path, data: Path, out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        model=str(model),
+        data=data,
+        out=out,
+        shape=Shape.PAIRS,
+        query_field="question",
+        positive_field="passage",
+        batch_size=8,
+        max_length=32,
+        epochs=2,
+        lr=1e-3,
+        checkpoint_every=2,
+        progress=False,
+        batch_sampler=BatchSampling.NO_DUPLICATES,
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    model = Embedder.load(path).model
+    assert model is not None
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_lands_on_the_same_batches(tiny_bert_dir: Path, dup_pairs: Path, tmp_path: Path) -> None:
+    full = train(_config(tiny_bert_dir, dup_pairs, tmp_path / "full"))
+    assert full.model_dir is not None
+    n_steps = full.steps
+    assert n_steps >= 12  # 2 epochs of >= 6 batches (48 rows, batch 8; more when the tail is smaller)
+    killed = train(_config(tiny_bert_dir, dup_pairs, tmp_path / "killed"), stop_after=n_steps // 2 + 1)
+    assert killed.model_dir is None
+    resumed = train(_config(tiny_bert_dir, dup_pairs, tmp_path / "killed"), resume=True)
+    assert resumed.steps == n_steps and resumed.model_dir is not None
+    a, b = _weights(full.model_dir), _weights(resumed.model_dir)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+
+    def logged(run: str) -> list[tuple[int, int, float]]:
+        lines = (tmp_path / run / "train_log.jsonl").read_text().splitlines()
+        return [(x["step"], x["epoch"], round(x["loss"], 4)) for x in map(json.loads, lines) if "loss" in x]
+
+    assert logged("killed") == logged("full")  # the same batches in the same order, step by step
+    with pytest.raises(ValueError, match="options changed"):
+        train(
+            _config(tiny_bert_dir, dup_pairs, tmp_path / "killed", batch_sampler=BatchSampling.RANDOM),
+            resume=True,
+        )
+
+
+def test_cli_flag_and_environment_twin(tiny_bert_dir: Path, dup_pairs: Path, tmp_path: Path) -> None:
+    from instructembed.train.cli import _standalone
+
+    args = ["train", "--model", str(tiny_bert_dir), "--data", str(dup_pairs), "--shape", "pairs",
+            "--query-field", "question", "--positive-field", "passage", "--batch-size", "8",
+            "--max-length", "32", "--max-steps", "2", "--no-progress"]  # fmt: skip
+    flag = CliRunner().invoke(
+        _standalone(), [*args, "--batch-sampler", "no-duplicates", "--out", str(tmp_path / "a")]
+    )
+    assert flag.exit_code == 0, flag.output
+    env = CliRunner().invoke(
+        _standalone(),
+        [*args, "--out", str(tmp_path / "b")],
+        env={"INSTRUCTEMBED_TRAIN_BATCH_SAMPLER": "no-duplicates"},
+    )
+    assert env.exit_code == 0, env.output
+    default = CliRunner().invoke(_standalone(), [*args, "--out", str(tmp_path / "c")])
+    assert default.exit_code == 0, default.output
+    configs = {r: json.loads((tmp_path / r / "summary.json").read_text())["config"] for r in "abc"}
+    assert configs["a"]["batch_sampler"] == configs["b"]["batch_sampler"] == "no-duplicates"
+    assert configs["c"]["batch_sampler"] == "random"  # the default until a measurement says otherwise
+    bad = CliRunner().invoke(
+        _standalone(), [*args, "--batch-sampler", "dedupe", "--out", str(tmp_path / "d")]
+    )
+    assert bad.exit_code != 0
+
+
+def test_config_file_value_is_read() -> None:
+    cfg = build_config({"batch_sampler": "no-duplicates"}, {"model": "m", "data": "d.csv", "out": "o"})
+    assert cfg.batch_sampler is BatchSampling.NO_DUPLICATES
+    assert TrainConfig(model="m", data=Path("d"), out=Path("o")).batch_sampler is BatchSampling.RANDOM
