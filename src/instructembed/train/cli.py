@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from instructembed.cli_options import friendly_errors
-from instructembed.train.config import LossKind, Shape
+from instructembed.train.config import BatchSampling, LossKind, Shape
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,17 @@ def train_command(
         typer.Option(
             help="Global batch (all processes), one task per batch [32].",
             envvar="INSTRUCTEMBED_TRAIN_BATCH_SIZE",
+        ),
+    ] = None,
+    batch_sampler: Annotated[
+        BatchSampling | None,
+        typer.Option(
+            help=(
+                "random: shuffle, full batches, last partial one dropped. no-duplicates: no two rows "
+                "sharing a query/positive text or a label in a batch (false negatives), every row once "
+                "per epoch, a task's last batches smaller. [random; no-duplicates is to measure]"
+            ),
+            envvar="INSTRUCTEMBED_TRAIN_BATCH_SAMPLER",
         ),
     ] = None,
     chunk_size: Annotated[

@@ -31,6 +31,13 @@ class LossKind(str, Enum):
     IN_BATCH = "in-batch"
 
 
+class BatchSampling(str, Enum):
+    """How a task's rows are cut into batches (samplers in data.py)."""
+
+    RANDOM = "random"  # a shuffle cut into full batches; the last partial batch dropped
+    NO_DUPLICATES = "no-duplicates"  # no two rows sharing a query / positive text or a label; all rows
+
+
 class Shape(str, Enum):
     """What the rows of a training file are (readers in user_data.py)."""
 
@@ -52,6 +59,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = DEFAULT_WARMUP_RATIO
     batch_size: int = DEFAULT_BATCH_SIZE  # global: examples per step over all processes, all from one task
+    # random stays the default until a measurement shows no-duplicates is better (none has run)
+    batch_sampler: BatchSampling = BatchSampling.RANDOM
     chunk_size: int | None = None  # cached (GradCache) step with this many rows per forward; None = plain
     max_length: int | None = None  # None = the checkpoint's own max_seq_length
     epochs: int = 1
@@ -213,6 +222,8 @@ def build_config(file_options: dict[str, Any], cli_options: dict[str, Any]) -> T
             merged[key] = Path(merged[key])
     if "loss" in merged:
         merged["loss"] = LossKind(merged["loss"])
+    if "batch_sampler" in merged:
+        merged["batch_sampler"] = BatchSampling(merged["batch_sampler"])
     return TrainConfig(**merged)
 
 

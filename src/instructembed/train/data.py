@@ -11,13 +11,20 @@ tasks are shuffled together. Unlike INSTRUCTOR (fixed consecutive chunks of the 
 shuffled within their task every epoch. The plan for an epoch is a pure function of (seed, epoch),
 so every rank computes the same plan -- all ranks train on the same task at each step, each on its
 own slice of the global batch -- and a resumed run only needs the step number to continue.
+
+`NoDuplicatesBatchSampler` (`train --batch-sampler no-duplicates`) keeps those rules and also keeps
+rows that belong together out of one batch: rows sharing a query or positive text (a question with
+several answers), or a label (labelled texts). In a contrastive batch such rows are false negatives
+for each other. It is sentence-transformers' `NoDuplicatesBatchSampler` per task: walk the shuffled
+rows, skip a row whose key is already in the batch (it waits for a later batch), and use every row
+exactly once per epoch -- so the last batches of a task may be smaller than the global batch.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +185,143 @@ class TaskBatchSampler:
     def position(self, step: int) -> tuple[int, int]:
         """(epoch, batch index within the epoch) of global step `step` (0-based)."""
         return divmod(step, self.batches_per_epoch)
+
+    def steps(self, epochs: int) -> int:
+        """Global steps in the first `epochs` epochs."""
+        return epochs * self.batches_per_epoch
+
+
+def no_duplicate_batches(
+    order: Iterable[int], keys: Sequence[Iterable[str]], batch: int, multiple_of: int = 1
+) -> tuple[list[list[int]], list[int]]:
+    """Rows in `order` cut into batches with no key twice in a batch: (batches, rows left out).
+
+    sentence-transformers' `NoDuplicatesBatchSampler` loop: each batch takes the remaining rows in
+    order, skipping a row that shares a key with a row already taken (it stays for a later batch),
+    until it holds `batch` rows. When the remaining rows cannot fill a batch, it is smaller: every
+    row is used once. A batch that is not full is cut to a multiple of `multiple_of` (the number of
+    processes, which split it evenly); the rows cut stay for the next batch, and only rows that can
+    never make such a batch (fewer than `multiple_of` distinct keys left) are left out.
+
+    Instead of rescanning the remaining rows from the start for every batch, rows skipped so far wait
+    in `waiting` (in order, all before the rows not yet scanned): the same batches, one scan.
+    """
+    if batch < 1 or multiple_of < 1:
+        raise ValueError(f"batch and multiple_of must be >= 1, got {batch}, {multiple_of}")
+    rows = list(order)
+    key_sets = [frozenset(keys[i]) for i in rows]
+    waiting: list[int] = []  # positions in `rows`, skipped by an earlier batch
+    cursor = 0  # rows[cursor:] never scanned
+    batches: list[list[int]] = []
+    while waiting or cursor < len(rows):
+        taken: list[int] = []
+        seen: set[str] = set()
+        still: list[int] = []
+        full = False
+        for at in waiting:
+            if full or key_sets[at] & seen:
+                still.append(at)
+                continue
+            taken.append(at)
+            seen |= key_sets[at]
+            full = len(taken) == batch
+        while not full and cursor < len(rows):
+            at, cursor = cursor, cursor + 1
+            if key_sets[at] & seen:
+                still.append(at)
+                continue
+            taken.append(at)
+            seen |= key_sets[at]
+            full = len(taken) == batch
+        if not full:
+            keep = len(taken) - len(taken) % multiple_of
+            # cut rows go back in their place in the order: before every row skipped after them
+            still = sorted(still + taken[keep:])
+            taken = taken[:keep]
+            if not taken:
+                return batches, [rows[at] for at in still]
+        batches.append([rows[at] for at in taken])
+        waiting = still
+    return batches, []
+
+
+class NoDuplicatesBatchSampler:
+    """One-task batches in which no two rows share a key; every row once per epoch.
+
+    `keys[i]` are row i's keys (its query and positive text, or its label); rows sharing any key never
+    meet in a batch. Per task and epoch: a seeded permutation of the task's rows cut by
+    `no_duplicate_batches`. A task's last batches may be smaller than `global_batch` (the rows the
+    earlier batches had to skip), so the number of batches can differ between epochs; `position`
+    and `steps` account for it. With several processes, a smaller batch is cut to a multiple of
+    `multiple_of` (the world size); the few rows that cannot be placed are left out that epoch.
+
+    Weights as in `TaskBatchSampler`: a task gets round(w x the batches of one pass) batches per
+    epoch, taken from successive passes (each a fresh permutation); weight 1 = exactly one pass.
+    Tasks with fewer rows than one batch are left out, as there.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        keys: Sequence[Sequence[str]],
+        global_batch: int,
+        seed: int,
+        weights: Mapping[str, float] | None = None,
+        multiple_of: int = 1,
+    ) -> None:
+        if len(keys) != len(tasks):
+            raise ValueError(f"one key tuple per row: {len(keys)} for {len(tasks)} rows")
+        if global_batch % multiple_of:
+            raise ValueError(f"the global batch {global_batch} must divide over {multiple_of} processes")
+        # the task selection and weights of the random sampler, so both read a run's data alike
+        base = TaskBatchSampler(tasks, global_batch, seed, weights)
+        self.global_batch, self.seed, self.multiple_of = global_batch, seed, multiple_of
+        self.tasks, self.weights = base.tasks, base.weights
+        self.keys = [tuple(k) for k in keys]
+        self._lengths: dict[int, int] = {}
+
+    def _task_batches(self, rows: np.ndarray, weight: float, rng: np.random.Generator) -> list[np.ndarray]:
+        def one_pass() -> list[np.ndarray]:
+            order = rows[rng.permutation(len(rows))].tolist()
+            cut, left = no_duplicate_batches(order, self.keys, self.global_batch, self.multiple_of)
+            if left:
+                log.debug(
+                    "%d row(s) left out of a pass: fewer than %d distinct keys", len(left), self.multiple_of
+                )
+            return [np.asarray(b, dtype=np.int64) for b in cut]
+
+        batches = one_pass()
+        wanted = max(1, round(weight * len(batches)))
+        while len(batches) < wanted:  # more passes over a task weighted above 1
+            batches.extend(one_pass())
+        return batches[:wanted]
+
+    def epoch_plan(self, epoch: int) -> list[tuple[str, np.ndarray]]:
+        """[(task, indices)] for `epoch`, a pure function of (seed, epoch), identical on every rank."""
+        rng = np.random.default_rng([self.seed, epoch])
+        plan: list[tuple[str, np.ndarray]] = []
+        for task, rows in self.tasks.items():
+            plan.extend((task, b) for b in self._task_batches(rows, self.weights[task], rng))
+        order = rng.permutation(len(plan))
+        self._lengths[epoch] = len(plan)
+        return [plan[i] for i in order]
+
+    def epoch_length(self, epoch: int) -> int:
+        if epoch not in self._lengths:
+            self.epoch_plan(epoch)
+        return self._lengths[epoch]
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, batch index within the epoch) of global step `step` (0-based)."""
+        epoch = 0
+        while step >= self.epoch_length(epoch):
+            step -= self.epoch_length(epoch)
+            epoch += 1
+        return epoch, step
+
+    def steps(self, epochs: int) -> int:
+        """Global steps in the first `epochs` epochs."""
+        return sum(self.epoch_length(e) for e in range(epochs))
 
 
 def local_slice(indices: np.ndarray, rank: int, world_size: int) -> np.ndarray:

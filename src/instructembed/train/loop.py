@@ -27,12 +27,12 @@ import torch
 from instructembed.embedder import Embedder
 from instructembed.tokenize import InstructionTokenizer
 from instructembed.train import checkpoints
-from instructembed.train.config import Shape, TrainConfig
-from instructembed.train.data import MediExample, TaskBatchSampler, local_slice
+from instructembed.train.config import BatchSampling, Shape, TrainConfig
+from instructembed.train.data import MediExample, NoDuplicatesBatchSampler, TaskBatchSampler, local_slice
 from instructembed.train.distributed import DistInfo, all_reduce_grads, barrier, broadcast_parameters
 from instructembed.train.loss import LOSSES
 from instructembed.train.step import StepInputs, cached_step, plain_step, tokenize_roles
-from instructembed.train.user_data import Dataset, ScoredExample, TrainExample
+from instructembed.train.user_data import Dataset, ScoredExample, TrainExample, batch_keys
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,25 @@ def _json_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
 
 
-def total_steps(config: TrainConfig, sampler: TaskBatchSampler) -> int:
-    return config.max_steps if config.max_steps is not None else config.epochs * sampler.batches_per_epoch
+Sampler = TaskBatchSampler | NoDuplicatesBatchSampler
+
+
+def total_steps(config: TrainConfig, sampler: Sampler) -> int:
+    return config.max_steps if config.max_steps is not None else sampler.steps(config.epochs)
+
+
+def make_sampler(
+    config: TrainConfig,
+    examples: list[MediExample | ScoredExample],
+    weights: dict[str, float],
+    world_size: int,
+) -> Sampler:
+    """The batch plan of `--batch-sampler`: a pure function of the data, seed and world size."""
+    tasks = [e.task for e in examples]
+    if config.batch_sampler is BatchSampling.NO_DUPLICATES:
+        keys = [batch_keys(e) for e in examples]
+        return NoDuplicatesBatchSampler(tasks, keys, config.batch_size, config.seed, weights, world_size)
+    return TaskBatchSampler(tasks, config.batch_size, config.seed, weights)
 
 
 def train(
@@ -148,7 +165,7 @@ def train(
     examples: list[MediExample | ScoredExample] = [e for d in datasets for e in d.examples]
     scored_tasks = {d.spec.task for d in datasets if d.scored}
     weights = {e.task: d.spec.weight for d in datasets for e in d.examples}
-    sampler = TaskBatchSampler([e.task for e in examples], config.batch_size, config.seed, weights)
+    sampler = make_sampler(config, examples, weights, info.world_size)
     n_steps = total_steps(config, sampler)
     tracker = _tracker(config, out)
     model = embedder.model
@@ -180,6 +197,13 @@ def train(
                 found, model=model, optimizer=optimizer, scheduler=scheduler, device=device, dist_info=info
             )
             _check_resumable(restored.state, config)
+            saved_world = restored.state.get("world_size", info.world_size)
+            if config.batch_sampler is BatchSampling.NO_DUPLICATES and saved_world != info.world_size:
+                # the smaller last batches are cut to a multiple of the world size: another plan
+                raise ValueError(
+                    f"cannot resume: --batch-sampler no-duplicates plans batches for {saved_world} "
+                    f"process(es), this run has {info.world_size}; resume with {saved_world}"
+                )
             start = restored.step
             resumed_best = restored.state.get("best")
             if info.is_main:
@@ -196,6 +220,15 @@ def train(
             config.batch_size,
             info.world_size,
         )
+        if isinstance(sampler, NoDuplicatesBatchSampler):
+            sizes = [len(b) for _, b in sampler.epoch_plan(0)]
+            log.info(
+                "no-duplicates batches: %d in epoch 0, %d of them smaller than %d (smallest %d)",
+                len(sizes),
+                sum(n < config.batch_size for n in sizes),
+                config.batch_size,
+                min(sizes),
+            )
     barrier(info)
 
     loss_fn = LOSSES[config.loss]
@@ -253,7 +286,7 @@ def train(
                     "lr": lr,
                     "grad_norm": round(float(grad_norm), 4),
                     "steps_per_s": round(1 / seconds, 4),
-                    "examples_per_s": round(config.batch_size / seconds, 2),
+                    "examples_per_s": round(len(indices) / seconds, 2),
                     "elapsed_s": round(time.perf_counter() - began, 2),
                 }
                 log_file.write(json.dumps(record) + "\n")

@@ -97,9 +97,13 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class TrainExample(MediExample):
-    """A MEDI triple plus further negatives: epoch e trains on negatives[(seed, e, row) draw]."""
+    """A MEDI triple plus further negatives: epoch e trains on negatives[(seed, e, row) draw].
+
+    `group`: rows of one group belong together (a labelled text's label) and are kept out of each
+    other's batches by `--batch-sampler no-duplicates`; None = the row's query and positive texts."""
 
     negatives: tuple[Item, ...] = ()
+    group: str | None = None
 
     def negative_for(self, epoch: int, seed: int, row: int) -> Item:
         if len(self.negatives) <= 1:
@@ -283,9 +287,20 @@ def labelled_rows(spec: DatasetSpec, skip_bad: bool = False) -> tuple[list[tuple
     return rows, skipped
 
 
+def batch_keys(example: MediExample | ScoredExample) -> tuple[str, ...]:
+    """What two rows of a no-duplicates batch may not share: the group (label) of a labelled row, else
+    the query and positive texts (a query with several positives, a passage several queries cite).
+    Scored pairs have none: CoSENT has no negatives that a duplicate could make false."""
+    if isinstance(example, ScoredExample):
+        return ()
+    if isinstance(example, TrainExample) and example.group is not None:
+        return (example.group,)
+    return (example.query.text, example.pos.text)
+
+
 def _labelled(
     spec: DatasetSpec, skip_bad: bool, seed: int, embed: Any
-) -> tuple[list[tuple[Item, Item, list[Item]]], int]:
+) -> tuple[list[tuple[Item, Item, list[Item], str | None]], int]:
     from instructembed.train.medi_pairs import pair_by_label
 
     rows, skipped = labelled_rows(spec, skip_bad)
@@ -295,9 +310,11 @@ def _labelled(
     triples = pair_by_label([(t, lab) for t, lab, _ in rows], embed, random.Random(seed), anchors=n, pool=n)
     # the anchor keeps its row's instruction; both sides of a label pair are the same kind of text
     by_text = {t: instr for t, _, instr in rows}
+    label = dict((t, lab) for t, lab, _ in rows)  # as pair_by_label: a text with two labels keeps one
     doc = spec.document_instruction or spec.query_instruction
     return [
-        (Item(by_text.get(q, spec.query_instruction), q), Item(doc, p), [Item(doc, n)]) for q, p, n in triples
+        (Item(by_text.get(q, spec.query_instruction), q), Item(doc, p), [Item(doc, n)], label[q])
+        for q, p, n in triples
     ], skipped
 
 
@@ -334,17 +351,19 @@ def read_dataset(
                 ScoredExample(Item("", s.text1.text), Item("", s.text2.text), s.score, s.task) for s in scored
             ]
         return Dataset(spec, tuple(scored), skipped)
+    rows: list[tuple[Item, Item, list[Item], str | None]]
     if spec.shape is Shape.LABELLED:
         rows, skipped = _labelled(spec, skip_bad, seed, embed)
     else:
-        rows, skipped = _contrastive(spec, f, skip_bad)
+        triples, skipped = _contrastive(spec, f, skip_bad)
         if spec.shape is Shape.PAIRS:
             log.info(
                 "%s: pairs without negatives; each row's negative is another row's positive "
                 "(mine hard ones with `instructembed data mine-negatives`)",
                 spec.path,
             )
-            rows = _in_batch_negatives(rows, seed, spec.path)
+            triples = _in_batch_negatives(triples, seed, spec.path)
+        rows = [(q, p, negs, None) for q, p, negs in triples]
     if not rows:
         raise InputFileError(f"{spec.path}: no training examples in the file")
 
@@ -352,8 +371,8 @@ def read_dataset(
         return Item("", item.text) if no_instructions else item
 
     examples = tuple(
-        TrainExample(bare(q), bare(p), bare(negs[0]), spec.task, tuple(bare(n) for n in negs))
-        for q, p, negs in rows
+        TrainExample(bare(q), bare(p), bare(negs[0]), spec.task, tuple(bare(n) for n in negs), group)
+        for q, p, negs, group in rows
     )
     return Dataset(spec, examples, skipped)
 
