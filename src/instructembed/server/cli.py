@@ -100,6 +100,15 @@ def serve_command(
             help="Wait for more requests to fill a batch.",
         ),
     ] = ServerSettings.max_wait_ms,
+    microbatch_overhead_tokens: Annotated[
+        int,
+        typer.Option(
+            envvar="INSTRUCTEMBED_MICROBATCH_OVERHEAD_TOKENS",
+            min=0,
+            help="Cost of one more model call, in padded tokens: a batch is split into micro-batches "
+            "of similar lengths where that saves more padding (raise on a GPU).",
+        ),
+    ] = ServerSettings.microbatch_overhead_tokens,
     overlong: Annotated[
         OverlongPolicy,
         typer.Option(
@@ -150,6 +159,7 @@ def serve_command(
             max_queue_items=max_queue_items,
             batch_tokens=batch_tokens,
             max_wait_ms=max_wait_ms,
+            microbatch_overhead_tokens=microbatch_overhead_tokens,
             overlong=overlong,
             served_model_name=served_model_name,
             max_search_k=max_search_k,
