@@ -1,7 +1,7 @@
 """Load test for `instructembed serve` on loopback: throughput vs in-process `embed`, latency, memory.
 
     python benchmarks/serve_load.py --model all-MiniLM-L6-v2 --concurrency 16 64 --duration 20
-    python benchmarks/serve_load.py --concurrency 16 --microbatch-overhead-tokens 128 1000000000  # A/B
+    python benchmarks/serve_load.py --concurrency 16 --microbatch-overhead-tokens auto 1000000000  # A/B
     python benchmarks/serve_load.py --concurrency 16 --side-by-side    # one model alone vs two at once
     python benchmarks/serve_load.py --model all-MiniLM-L6-v2 --soak 10      # memory stays flat, nothing lost
 
@@ -12,8 +12,8 @@ Throughput is compared with in-process `Embedder.embed` on the same inputs: the 
 clients draw from, in calls of `--baseline-items` (one call by default), measured right before and
 right after each phase, in this process, while the servers sit idle.
 
-Several `--microbatch-overhead-tokens` values start one server each; their phases alternate, each
-between its own baselines, so a shared machine's drift hits both alike. `--side-by-side` serves the
+Several `--microbatch-overhead-tokens` (or `--max-wait-ms`) values start one server each; their
+phases alternate, each between its own baselines, so a shared machine's drift hits all alike. `--side-by-side` serves the
 model twice in one server (names `a` and `b`, each with its own queue and model thread) and measures
 `a` alone under `--concurrency` clients, then `a` and `b` each under that many clients at once.
 """
@@ -120,6 +120,7 @@ class Phase:
     calls_per_batch: float = 0.0  # model calls (micro-batches) per batch taken from the queue
     padding_efficiency: float = 0.0  # real tokens / padded tokens the micro-batches ran
     load_average: float = 0.0  # the machine's 1-minute load average at the end of the phase
+    overhead_tokens: list[int] = field(default_factory=list)  # per model: what batches were cut with
 
 
 WANTED = (
@@ -149,15 +150,17 @@ def free_port() -> int:
 
 
 def start_server(
-    args: argparse.Namespace, port: int, overhead: int, models: list[str]
+    args: argparse.Namespace, port: int, overhead: str, wait_ms: float, models: list[str]
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [sys.executable, "-m", "instructembed.server"]
     for model in models:
         command += ["--model", model]
     command += ["--port", str(port), "--log-level", "warning"]
-    command += ["--max-queue-items", str(args.max_queue_items), "--max-wait-ms", str(args.max_wait_ms)]
-    command += ["--batch-tokens", str(args.batch_tokens), "--microbatch-overhead-tokens", str(overhead)]
+    command += ["--max-queue-items", str(args.max_queue_items), "--max-wait-ms", str(wait_ms)]
+    command += ["--batch-tokens", str(args.batch_tokens)]
+    if overhead != "auto":  # auto: the server learns it from its own call times
+        command += ["--microbatch-overhead-tokens", overhead]
     if args.threads:
         command += ["--threads", str(args.threads)]
     for option in ("backend", "quantize", "dtype"):
@@ -292,6 +295,8 @@ def measured_phase(
     after_baseline = in_process_items_per_s(embedder, items, args.baseline_items)
     phase.in_process_items_per_s = (before_baseline + after_baseline) / 2
     phase.vs_in_process = phase.items_per_s / phase.in_process_items_per_s
+    models = httpx.get(f"{base_url}/info").json()["models"]
+    phase.overhead_tokens = [m["call_cost"]["overhead_tokens"] for m in models]
     return phase
 
 
@@ -332,15 +337,17 @@ def main() -> None:
         "--baseline-items", type=int, default=512, help="items in each in-process baseline call"
     )
     parser.add_argument("--max-queue-items", type=int, default=16384)
-    parser.add_argument("--max-wait-ms", type=float, default=10.0, help="server: wait to fill a batch")
+    parser.add_argument(
+        "--max-wait-ms", type=float, nargs="+", default=[10.0], help="server: wait to fill a batch"
+    )
     parser.add_argument("--batch-tokens", type=int, default=16384, help="server: token budget per batch")
     parser.add_argument(
         "--microbatch-overhead-tokens",
-        type=int,
         nargs="+",
-        default=[128],
-        help="server: cost of one more model call in padded tokens; several values = one server each, "
-        "phases alternating (1000000000: one call per batch, as before micro-batches)",
+        default=["auto"],
+        help="server: cost of one more model call in padded tokens, or auto (learnt); several values "
+        "(and several --max-wait-ms) = one server each, phases alternating (1000000000: one call per "
+        "batch, as before micro-batches)",
     )
     parser.add_argument(
         "--side-by-side",
@@ -378,20 +385,19 @@ def main() -> None:
     models = [args.model]
     if args.side_by_side is not None:
         models = [f"a={args.model}", f"b={args.side_by_side or args.model}"]
-    overheads = (
-        args.microbatch_overhead_tokens[:1]
-        if args.side_by_side is not None
-        else args.microbatch_overhead_tokens
-    )
-    servers: list[tuple[int, subprocess.Popen[bytes], str]] = []
+    variants = [(o, w) for o in args.microbatch_overhead_tokens for w in args.max_wait_ms]
+    if args.side_by_side is not None:
+        variants = variants[:1]
+    servers: list[tuple[str, subprocess.Popen[bytes], str]] = []
     phases: list[Phase] = []
     warmups: list[Phase] = []
     try:
-        for overhead in overheads:
+        for overhead, wait_ms in variants:
             port = free_port()
-            server = start_server(args, port, overhead, models)
+            server = start_server(args, port, overhead, wait_ms, models)
             base_url = f"http://127.0.0.1:{port}"
-            servers.append((overhead, server, base_url))
+            label = f"overhead={overhead} wait={wait_ms:g}" if len(variants) > 1 else ""
+            servers.append((label, server, base_url))
             warmup = Phase("warmup", 4, 3.0)
             targets: list[str | None] | None = ["a", "a", "b", "b"] if args.side_by_side is not None else None
             asyncio.run(run_phase(base_url, items, warmup, args.items_per_request, server.pid, 1.0, targets))
@@ -399,7 +405,7 @@ def main() -> None:
         for _ in range(max(args.rounds, 1)):
             for concurrency in args.concurrency[:1] if args.soak else args.concurrency:
                 duration = args.soak * 60 if args.soak else args.duration
-                for overhead, server, base_url in servers:
+                for variant, server, base_url in servers:
                     if args.side_by_side is not None:
                         alone = Phase(f"a alone c={concurrency}", concurrency, duration)
                         phases.append(
@@ -414,8 +420,8 @@ def main() -> None:
                         print(report(both), flush=True)
                         continue
                     label = f"soak {args.soak:g} min" if args.soak else f"load c={concurrency}"
-                    if len(servers) > 1:
-                        label += f" overhead={overhead}"
+                    if variant:
+                        label += f" {variant}"
                     phase = measured_phase(
                         args, embedder, items, server, base_url, Phase(label, concurrency, duration)
                     )
