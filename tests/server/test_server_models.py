@@ -115,8 +115,8 @@ def _serve(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
     captured: dict[str, Any] = {}
 
-    def fake_create_app(source: Any, settings: Any, index: Any = None) -> Any:
-        captured["source"] = source
+    def fake_create_app(source: Any, settings: Any, index: Any = None, model_settings: Any = None) -> Any:
+        captured.update(source=source, settings=settings, model_settings=model_settings)
         return object()
 
     monkeypatch.setattr("instructembed.server.app.create_app", fake_create_app)
@@ -124,6 +124,7 @@ def _serve(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     app.command("serve")(serve_command)
     app.command("other")(lambda: None)
     result = CliRunner().invoke(app, ["serve", *args])
+    _serve.captured = captured  # type: ignore[attr-defined]
     return result, captured.get("source")
 
 
