@@ -314,7 +314,8 @@ def report(phase: Phase) -> str:
         f"{phase.p99_ms:7.1f} ms | {phase.requests} requests, errors {phase.errors or 0} | server RSS "
         f"{phase.rss_before_mb:.0f} -> {phase.rss_after_mb:.0f} MB | model busy {phase.model_busy:.0%}, "
         f"{phase.mean_batch_items:.0f} items/batch in {phase.calls_per_batch:.1f} calls, padding "
-        f"efficiency {phase.padding_efficiency:.0%} | load average {phase.load_average:.1f}"
+        f"efficiency {phase.padding_efficiency:.0%}, call overhead "
+        f"{'/'.join(map(str, phase.overhead_tokens))} tokens | load average {phase.load_average:.1f}"
     )
 
 

@@ -24,7 +24,7 @@ def test_fit_equals_weighted_least_squares(half_life: float) -> None:
     assert fit.fixed_s == pytest.approx(fixed, rel=1e-6, abs=1e-9)
     assert fit.per_token_s == pytest.approx(per_token, rel=1e-6)
     assert fit.calls == pytest.approx(weights.sum())
-    assert cost.overhead_tokens() == round(fixed / per_token)
+    assert cost.overhead_tokens() == max(round(fixed / per_token), 128)  # never below the prior
 
 
 def test_prior_until_the_fit_can_be_trusted_and_clamped_after() -> None:
@@ -43,9 +43,13 @@ def test_prior_until_the_fit_can_be_trusted_and_clamped_after() -> None:
     huge.observe(100, 5.0)
     huge.observe(200, 5.001)  # fixed cost dominates: clamped
     assert huge.overhead_tokens() == 1000
-    free = CallCost(min_calls=2)
+    free = CallCost(prior_tokens=50, min_calls=2)
     free.observe(100, 0.0)
-    free.observe(200, 0.5)  # negative intercept: a call costs nothing extra
-    assert free.overhead_tokens() == 0
+    free.observe(200, 0.5)  # negative intercept: a call would cost nothing extra; the floor holds
+    assert free.overhead_tokens() == 50
+    dear = CallCost(prior_tokens=50, min_calls=2)
+    dear.observe(100, 0.3)
+    dear.observe(300, 0.5)  # 0.2 s + 1 ms per token: a call = 200 tokens
+    assert dear.overhead_tokens() == 200
     with pytest.raises(ValueError):
         CallCost(half_life_calls=0)

@@ -50,6 +50,7 @@ LOAD_KEYS: dict[str, type | tuple[type, ...]] = {
     "max_seq_length": int,
     "allow_pickle": bool,
 }
+_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 _EXAMPLE = '[models.small]\npath = "all-MiniLM-L6-v2"'
 
 
@@ -122,8 +123,8 @@ def _entry(source: Path, name: str, table: Any) -> ModelEntry:
         kind = known[key]
         wrong_bool = isinstance(value, bool) and kind is not bool
         if wrong_bool or not isinstance(value, kind):
-            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-            raise ModelsFileError(f"{where}: {key} must be a {names}, got {value!r}")
+            wanted = _WORDS[kind[-1] if isinstance(kind, tuple) else kind]
+            raise ModelsFileError(f"{where}: {key} must be {wanted}, got {value!r}")
     path = table.get("path")
     if path is None or not path.strip():
         raise ModelsFileError(
