@@ -3,9 +3,9 @@
 The batcher cuts a batch into micro-batches where the padding saved is worth more than one more call
 (`batching.split_by_padding`), so it needs the fixed cost of a call in padded tokens. That is not a
 constant of the model: on a quiet CPU a MiniLM call costs a few ms (tens of tokens), on a GPU or on
-an oversubscribed CPU it costs hundreds of ms (on the shared 2-core test machine at load average 8,
-~0.7 s = ~1,100 padded tokens, docs/server.md). So the server fits the line to its recent calls
-(least squares, older calls weighing less) and asks the fit.
+an oversubscribed CPU far more (on the shared 2-core test machine at load average 8-12 the fits said
+1,000-3,800 padded tokens, docs/server.md). So the server fits the line to its recent calls (least
+squares, older calls weighing less) and asks the fit.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class CallCost:
     `observe` runs in the model thread after each call, `overhead_tokens` in the event loop. Until
     `min_calls` calls with different sizes are seen, or while the fit is not a rising line (noise),
     the answer is `prior_tokens`; it is always clamped to [`prior_tokens`, `max_tokens`]. The floor is
-    on purpose: guessing a call too cheap is the costly mistake (many small calls where each costs
-    0.7 s took one serve_load phase on a loaded machine down to 25 % of in-process, docs/server.md),
+    on purpose: guessing a call too cheap is the costly mistake (~14 calls per 85-input batch took one
+    serve_load phase on a loaded machine down to 25 % of in-process, docs/server.md),
     guessing it too dear only falls back towards one call per batch, the behaviour before
     micro-batches; and 128 still cuts a 16-client batch into ~4 calls at 88 % padding efficiency.
     """
