@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -83,3 +84,47 @@ def collate(
         if type_ids is not None:
             type_ids[b, start : start + length] = row.type_ids
     return TokenBatch(np.asarray(indices, dtype=np.int64), input_ids, attention, pool, type_ids)
+
+
+def split_by_padding(lengths: Sequence[int], call_overhead_tokens: int) -> list[list[int]]:
+    """Split rows into length-homogeneous groups that minimise padded tokens plus a cost per group.
+
+    A group of rows costs `len(group) * longest_row + call_overhead_tokens`: the padded tokens the
+    encoder runs, plus what one more model call costs, counted in padded tokens. One group (no split)
+    is the answer when splitting saves less padding than the extra calls cost; 0 gives one group per
+    distinct length. Groups come longest first, each holding row indices in the order `plan_batches`
+    uses (longest first, ties by index).
+
+    Optimal among all ways to split the rows: some optimal split is contiguous in length-sorted order
+    and cuts only where the length changes (rows of equal length move to the group with the smaller
+    longest row for free), so a dynamic programme over the m distinct lengths finds it in O(m^2).
+    """
+    if call_overhead_tokens < 0:
+        raise ValueError(f"call_overhead_tokens must be >= 0, got {call_overhead_tokens}")
+    if not lengths:
+        return []
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    values, counts = np.unique(np.asarray(lengths, dtype=np.int64), return_counts=True)
+    values, counts = values[::-1], counts[::-1]  # (m,) distinct lengths, longest first
+    rows_before = np.concatenate([[0], np.cumsum(counts)])  # (m+1,) rows longer than values[j]
+    m = len(values)
+    best = np.zeros(m + 1, dtype=np.float64)  # best[j]: cost of the j longest distinct lengths' rows
+    cut = np.zeros(m + 1, dtype=np.int64)  # cut[j]: where the last group of best[j] starts
+    for j in range(1, m + 1):
+        # the last group holds distinct lengths i..j-1, padded to values[i], for every i < j
+        costs = best[:j] + (rows_before[j] - rows_before[:j]) * values[:j] + call_overhead_tokens
+        i = int(np.argmin(costs))  # the first minimum: the fewest, longest groups among equals
+        best[j], cut[j] = costs[i], i
+    bounds: list[int] = []
+    j = m
+    while j:
+        bounds.append(int(rows_before[j]))
+        j = int(cut[j])
+    bounds.append(0)
+    bounds.reverse()  # row offsets into `order` where groups start, then the end
+    return [order[a:b] for a, b in pairwise(bounds)]
+
+
+def padded_tokens(lengths: Sequence[int], groups: Sequence[Sequence[int]]) -> int:
+    """Tokens the encoder runs for `groups` of rows, each padded to its longest row."""
+    return sum(len(g) * max(lengths[i] for i in g) for g in groups if g)

@@ -169,7 +169,8 @@ def test_api_key() -> None:
 
 def test_concurrent_mixed_requests_batch_together_and_match_embed() -> None:
     fake = FakeEmbedder(delay=0.02)
-    server = start_server(fake, ServerSettings(max_wait_ms=5))
+    # one model call per batch, so fake.calls counts batches (micro-batches: test_server_units.py)
+    server = start_server(fake, ServerSettings(max_wait_ms=5, microbatch_overhead_tokens=10**9))
     instructions = [None, "Represent the query:", "Represent the document:", ""]
 
     def one(i: int) -> tuple[list[str | tuple[str, str]], np.ndarray]:

@@ -103,6 +103,42 @@ def test_concurrent_mixed_instructions_match_embed(real: tuple[str, Any]) -> Non
         assert tokens == sum(min(c, embedder.max_seq_length) for c in embedder.token_counts(items))
 
 
+def test_micro_batches_of_every_length_match_embed(real: tuple[str, Any]) -> None:
+    """Overhead 0 cuts each batch into one model call per distinct length: the rows still equal
+    `Embedder.embed` on the same items, whatever the calls."""
+    _, embedder = real
+    server = ThreadedServer(
+        create_app(embedder, ServerSettings(max_wait_ms=20, microbatch_overhead_tokens=0))
+    )
+    server.start()
+    try:
+        client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+        requests = [_request(i) for i in range(100, 116)]
+
+        def call(body: dict[str, Any]) -> np.ndarray:
+            extra = {k: v for k, v in body.items() if k != "input"}
+            texts = body["input"] if all(isinstance(t, str) for t in body["input"]) else None
+            if texts is None:
+                extra["input"] = body["input"]
+            response = client.embeddings.create(
+                model="all-MiniLM-L6-v2", input=texts or ["placeholder"], extra_body=extra
+            )
+            return np.array([d.embedding for d in response.data], dtype=np.float32)
+
+        with ThreadPoolExecutor(8) as pool:
+            got = np.concatenate(list(pool.map(call, [body for body, _ in requests])))
+        calls = httpx.get(f"{server.base_url}/metrics").text
+    finally:
+        server.stop()
+    assert_vectors_close(got, embedder.embed([item for _, items in requests for item in items]))
+    batches = _metric(calls, "instructembed_batch_items_count")
+    assert _metric(calls, "instructembed_model_calls_total") > batches  # batches were really split
+
+
+def _metric(text: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
 def test_embed_route_with_instructor_pairs(real: tuple[str, Any]) -> None:
     base_url, embedder = real
     pairs = [

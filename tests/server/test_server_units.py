@@ -30,6 +30,7 @@ from instructembed.vectors_out import truncate
         ({"max_wait_ms": float("nan")}, "max_wait_ms"),
         ({"api_key": "  "}, "api_key"),
         ({"overlong": "cut"}, "overlong"),
+        ({"microbatch_overhead_tokens": -1}, "microbatch_overhead_tokens"),
     ],
 )
 def test_settings_refuse_bad_values(kwargs: dict[str, object], message: str) -> None:
@@ -149,6 +150,37 @@ def test_batcher_splits_a_big_job_and_keeps_at_least_one_item_per_batch() -> Non
         np.testing.assert_array_equal(rows, FakeEmbedder().embed(["a", "b", "c"]))
 
     asyncio.run(scenario())
+
+
+def test_batcher_runs_a_batch_as_length_homogeneous_micro_batches() -> None:
+    async def scenario(overhead: int) -> tuple[list[list[object]], list[np.ndarray], ServerMetrics]:
+        fake = GatedEmbedder()
+        runner = ModelRunner(fake)
+        metrics = ServerMetrics()
+        settings = ServerSettings(max_wait_ms=0, microbatch_overhead_tokens=overhead)
+        batcher = Batcher(runner, settings, metrics)
+        batcher.start()
+        first = batcher.submit(_items("warm"), [3])
+        await asyncio.to_thread(fake.entered.wait, 10)  # the next two jobs queue up behind "warm"
+        mixed = batcher.submit(_items("l1", "s1", "l2", "m1"), [40, 2, 40, 9])
+        other = batcher.submit(_items("s2", "m2"), [2, 9])
+        fake.release.set()
+        rows = await asyncio.gather(first.future, mixed.future, other.future)
+        await batcher.close()
+        runner.close()
+        return fake.calls, list(rows), metrics
+
+    calls, rows, metrics = asyncio.run(scenario(overhead=0))
+    # one batch of six rows across two jobs, run as one call per length, longest first
+    assert calls == [["warm"], ["l1", "l2"], ["m1", "m2"], ["s1", "s2"]]
+    np.testing.assert_array_equal(rows[1], FakeEmbedder().embed(["l1", "s1", "l2", "m1"]))
+    np.testing.assert_array_equal(rows[2], FakeEmbedder().embed(["s2", "m2"]))
+    assert metrics.model_calls._value.get() == 4
+    assert metrics.padded_tokens._value.get() == 3 + 2 * 40 + 2 * 9 + 2 * 2
+    calls, rows, metrics = asyncio.run(scenario(overhead=10_000))  # a call costs more than padding
+    assert calls == [["warm"], ["l1", "s1", "l2", "m1", "s2", "m2"]]
+    np.testing.assert_array_equal(rows[1], FakeEmbedder().embed(["l1", "s1", "l2", "m1"]))
+    assert metrics.padded_tokens._value.get() == 3 + 6 * 40
 
 
 def test_closed_batcher_refuses_new_work() -> None:

@@ -32,6 +32,7 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     index: str | Path | Any = None,
+    model_settings: Mapping[str, ServerSettings] | None = None,
 ) -> FastAPI:
     """Build the app around a loaded embedder, or a zero-argument function that loads one; or around
     several, as a mapping of served name -> embedder or loader (the first is the default model).
@@ -40,15 +41,21 @@ def create_app(
     drain on shutdown. Each model has its own queue, model thread and tokenizer thread under the same
     limits; a request's `model` picks one (unknown: 404). `index` (a directory, or an opened
     `instructembed.index.Index`) adds POST /v1/search over the default model; it is opened with that
-    embedder, which must match its fingerprint.
+    embedder, which must match its fingerprint. `model_settings` gives a served name its own
+    settings (its queue's limits, from `serve --models-file`); the others use `settings`, and the
+    server-wide fields (network, API key, body limit, playground) are always `settings`'.
     """
     settings = settings or ServerSettings()
+    model_settings = dict(model_settings or {})
     metrics = ServerMetrics()
     sources: dict[str | None, EmbedderSource] = (
         dict(embedder.items()) if isinstance(embedder, Mapping) else {None: embedder}
     )
     if not sources:
         raise ValueError("create_app needs at least one embedder")
+    strays = sorted(set(model_settings) - {name for name in sources if name is not None})
+    if strays:
+        raise ValueError(f"model_settings names models that are not served: {', '.join(strays)}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +66,8 @@ def create_app(
                 served = None
                 if position == 0 and index is not None:
                     served = await asyncio.to_thread(_open_index, index, loaded)
-                state = ServerState(loaded, settings, metrics, served, name=name)
+                own = model_settings.get(name, settings) if name is not None else settings
+                state = ServerState(loaded, own, metrics, served, name=name)
                 if state.model_name in states:
                     raise ValueError(f"two models are served as {state.model_name!r}; give each its own name")
                 state.batcher.start()

@@ -31,6 +31,15 @@ def serve_command(
             "NAME=MODEL serves MODEL as NAME.",
         ),
     ] = None,
+    models_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-file",
+            envvar="INSTRUCTEMBED_MODELS_FILE",
+            help="TOML file with one [models.NAME] table per model: its path, load options and own "
+            "limits (batch_tokens, max_queue_items, ...); instead of --model. See docs/server.md.",
+        ),
+    ] = None,
     index: Annotated[
         Path | None,
         typer.Option(
@@ -100,6 +109,16 @@ def serve_command(
             help="Wait for more requests to fill a batch.",
         ),
     ] = ServerSettings.max_wait_ms,
+    microbatch_overhead_tokens: Annotated[
+        int | None,
+        typer.Option(
+            envvar="INSTRUCTEMBED_MICROBATCH_OVERHEAD_TOKENS",
+            min=0,
+            help="Cost of one more model call, in padded tokens: a batch is split into micro-batches "
+            "of similar lengths where that saves more padding. Default: learnt from the model's own "
+            "call times; 1000000000 keeps one call per batch.",
+        ),
+    ] = None,
     overlong: Annotated[
         OverlongPolicy,
         typer.Option(
@@ -150,6 +169,7 @@ def serve_command(
             max_queue_items=max_queue_items,
             batch_tokens=batch_tokens,
             max_wait_ms=max_wait_ms,
+            microbatch_overhead_tokens=microbatch_overhead_tokens,
             overlong=overlong,
             served_model_name=served_model_name,
             max_search_k=max_search_k,
@@ -178,6 +198,9 @@ def serve_command(
     if dtype is not None:
         options["dtype"] = dtype
     models = list(model or [])
+    entries = _models_file_entries(models_file, models, served_model_name)
+    if entries:
+        models = [entry.path for entry in entries]
     if index is not None:
         recorded = _index_model(index)  # fails fast on a missing or damaged index, before any model loads
         if not models:  # the model the index was built with, loaded as it was (flags given still win)
@@ -185,30 +208,56 @@ def serve_command(
             options.update({k: v for k, v in recorded.load_options().items() if options.get(k) is None})
     if not models:
         raise typer.BadParameter("give --model (or --index, to serve the model an index was built with)")
-    named = _served_names(models, served_model_name)
+    named = {e.name: e.path for e in entries} if entries else _served_names(models, served_model_name)
+    own_options = {e.name: {**options, **e.load_options} for e in entries}
 
     from instructembed.embedder import Embedder
 
     accepted = inspect.signature(Embedder.load).parameters
-    unsupported = [
-        f"--{name}"
-        for name in ("backend", "quantize", "dtype", "threads")
-        if name in options and name not in accepted
-    ]
+    unsupported = sorted(
+        {
+            f"--{name}"
+            for chosen in [options, *own_options.values()]
+            for name in ("backend", "quantize", "dtype", "threads")
+            if name in chosen and name not in accepted
+        }
+    )
     if unsupported:
         raise typer.BadParameter(
             f"this version of instructembed cannot load models with {', '.join(unsupported)}; "
             "drop the option or upgrade / install the extra that provides it (e.g. [onnx])"
         )
 
-    def loader(chosen: str) -> Any:
-        return lambda: Embedder.load(chosen, **options)
+    def loader(chosen: str, with_options: dict[str, Any]) -> Any:
+        return lambda: Embedder.load(chosen, **with_options)
 
     source: Any = (
-        loader(models[0]) if len(models) == 1 else {name: loader(path) for name, path in named.items()}
+        loader(models[0], options)
+        if len(models) == 1 and not entries
+        else {name: loader(path, own_options.get(name, options)) for name, path in named.items()}
     )
-    app = create_app(source, settings, index=index)
+    try:
+        model_settings = {e.name: e.settings(settings) for e in entries}
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    app = create_app(source, settings, index=index, model_settings=model_settings)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), timeout_graceful_shutdown=60)
+
+
+def _models_file_entries(path: Path | None, models: list[str], served_model_name: str | None) -> list[Any]:
+    """The `--models-file` entries (none without the option), or a clear CLI error."""
+    if path is None:
+        return []
+    if models:
+        raise typer.BadParameter("give --model or --models-file, not both (list every model in the file)")
+    if served_model_name is not None:
+        raise typer.BadParameter("--served-model-name names one model; in --models-file each table is named")
+    from instructembed.server.models_file import ModelsFileError, read_models_file
+
+    try:
+        return read_models_file(path)
+    except ModelsFileError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def _served_names(models: list[str], served_model_name: str | None) -> dict[str, str]:

@@ -59,6 +59,17 @@ class ServerMetrics:
         self.prompt_tokens = Counter(
             "instructembed_prompt_tokens", "Tokens embedded (after truncation)", registry=r
         )
+        self.model_calls = Counter(
+            "instructembed_model_calls",
+            "Model calls (length-homogeneous micro-batches of a batch)",
+            registry=r,
+        )
+        self.padded_tokens = Counter(
+            "instructembed_padded_tokens",
+            "Tokens of the micro-batches, each padded to its longest row (prompt_tokens / padded_tokens: "
+            "padding efficiency; the embedder may split a micro-batch further and pad less)",
+            registry=r,
+        )
         self.search_queries = Counter(
             "instructembed_search_queries", "Queries searched in the index", registry=r
         )

@@ -24,6 +24,7 @@ from instructembed.server.schemas import (
     validate_model,
 )
 from instructembed.server.service import ServerState, read_body
+from instructembed.server.settings import ServerSettings
 from instructembed.server.vectors import l2_normalize, to_base64
 from instructembed.vectors_out import Precision, quantize, truncate
 
@@ -189,6 +190,7 @@ async def info(request: Request) -> Response:
                 "max_queue_items": settings.max_queue_items,
                 "batch_tokens": settings.batch_tokens,
                 "max_wait_ms": settings.max_wait_ms,
+                "microbatch_overhead_tokens": settings.microbatch_overhead_tokens,
                 "overlong": settings.overlong.value,
                 "max_search_k": settings.max_search_k,
             },
@@ -216,6 +218,33 @@ def _model_info(state: ServerState) -> dict[str, Any]:
         "precision": getattr(runner, "precision", None),
         "weights_bytes": _weights_bytes(embedder),
         "queue_items": state.batcher.pending_items,
+        "limits": _queue_limits(state.settings),
+        "call_cost": _call_cost(state),
+    }
+
+
+def _call_cost(state: ServerState) -> dict[str, Any]:
+    """What one model call costs, as fitted to this model's calls, and the overhead batches use."""
+    cost = state.runner.call_cost
+    fit = cost.fit()
+    fixed = state.settings.microbatch_overhead_tokens
+    return {
+        "fixed_ms": None if fit is None else round(fit.fixed_s * 1000, 3),
+        "per_token_us": None if fit is None else round(fit.per_token_s * 1e6, 3),
+        "overhead_tokens": cost.overhead_tokens() if fixed is None else fixed,
+        "learnt": fixed is None,
+    }
+
+
+def _queue_limits(settings: ServerSettings) -> dict[str, Any]:
+    """The limits one model's queue and routes run with (per model with `serve --models-file`)."""
+    return {
+        "max_items_per_request": settings.max_items_per_request,
+        "max_queue_items": settings.max_queue_items,
+        "batch_tokens": settings.batch_tokens,
+        "max_wait_ms": settings.max_wait_ms,
+        "microbatch_overhead_tokens": settings.microbatch_overhead_tokens,
+        "overlong": settings.overlong.value,
     }
 
 

@@ -38,6 +38,13 @@ class ServerSettings:
     #: this much latency at low load; on CPU, where a batch takes 100s of ms, 20-50 ms merges the
     #: requests of many clients into fuller (more efficient) batches (see docs/server.md).
     max_wait_ms: float = 10.0
+    #: What one more model call costs, in padded tokens. A batch taken from the queue is run as
+    #: length-homogeneous micro-batches wherever that saves more padding than the extra calls cost
+    #: (`batching.split_by_padding`): a batch of mixed lengths padded to its longest row wastes up to
+    #: half its tokens (docs/server.md). None: learnt from the model's own call times
+    #: (`server/call_cost.py`), since it ranges from tens of tokens (quiet CPU) to thousands (GPU,
+    #: oversubscribed CPU); a huge value keeps one call per batch.
+    microbatch_overhead_tokens: int | None = None
     overlong: OverlongPolicy = OverlongPolicy.TRUNCATE
     #: Name reported in responses and /info; None = the embedder's own `name`.
     served_model_name: str | None = None
@@ -68,6 +75,13 @@ class ServerSettings:
                 f"ServerSettings.max_items_per_request ({self.max_items_per_request}) is larger than "
                 f"max_queue_items ({self.max_queue_items}); such a request could never be queued. "
                 "Raise max_queue_items or lower max_items_per_request."
+            )
+        overhead = self.microbatch_overhead_tokens
+        if overhead is not None and (
+            not isinstance(overhead, int) or isinstance(overhead, bool) or overhead < 0
+        ):
+            raise ValueError(
+                f"ServerSettings.microbatch_overhead_tokens must be an integer >= 0 or None (learnt), got {overhead!r}"
             )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"ServerSettings.port must be in 0..65535, got {self.port}")
