@@ -159,8 +159,7 @@ def start_server(
     command += ["--port", str(port), "--log-level", "warning"]
     command += ["--max-queue-items", str(args.max_queue_items), "--max-wait-ms", str(wait_ms)]
     command += ["--batch-tokens", str(args.batch_tokens)]
-    if overhead != "auto":  # auto: the server learns it from its own call times
-        command += ["--microbatch-overhead-tokens", overhead]
+    command += ["--microbatch-overhead-tokens", overhead]  # off / auto (learnt) / N
     if args.threads:
         command += ["--threads", str(args.threads)]
     for option in ("backend", "quantize", "dtype"):
@@ -346,9 +345,9 @@ def main() -> None:
         "--microbatch-overhead-tokens",
         nargs="+",
         default=["auto"],
-        help="server: cost of one more model call in padded tokens, or auto (learnt); several values "
-        "(and several --max-wait-ms) = one server each, phases alternating (1000000000: one call per "
-        "batch, as before micro-batches)",
+        help="server: cost of one more model call in padded tokens, auto (learnt) or off (one call per "
+        "batch, the server's default); several values (and several --max-wait-ms) = one server each, "
+        "phases alternating",
     )
     parser.add_argument(
         "--side-by-side",

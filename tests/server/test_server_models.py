@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from instructembed.server import ServerSettings, create_app
 from instructembed.server.cli import serve_command
+from instructembed.server.settings import ONE_CALL_PER_BATCH
 from instructembed.server.testing import ThreadedServer
 
 
@@ -152,7 +153,7 @@ max_items_per_request = 50
 [models.slow]
 path = "some/other-model"
 max_wait_ms = 25
-microbatch_overhead_tokens = 0
+microbatch_overhead_tokens = "auto"
 overlong = "reject"
 max_seq_length = 64
 """
@@ -182,7 +183,8 @@ def test_models_file_gives_each_model_its_path_and_limits(
     assert loads[1][1]["max_seq_length"] == 64  # the file's load options win over the flags
     small, slow = given["model_settings"]["small"], given["model_settings"]["slow"]
     assert (small.batch_tokens, small.max_queue_items, small.max_items_per_request) == (4096, 100, 50)
-    assert (slow.batch_tokens, slow.max_wait_ms, slow.microbatch_overhead_tokens) == (2000, 25, 0)
+    assert (slow.batch_tokens, slow.max_wait_ms, slow.microbatch_overhead_tokens) == (2000, 25, None)
+    assert small.microbatch_overhead_tokens == ONE_CALL_PER_BATCH  # the server default: off
     assert slow.overlong.value == "reject" and given["settings"].batch_tokens == 2000
 
 
@@ -253,7 +255,9 @@ def test_each_model_runs_under_its_own_limits() -> None:
         limits = {m["model"]: m["limits"] for m in info["models"]}
         assert limits["tight"]["max_items_per_request"] == 2 and limits["tight"]["batch_tokens"] == 64
         assert limits["small"]["max_items_per_request"] == settings.max_items_per_request
-        assert all(m["call_cost"]["learnt"] for m in info["models"])
+        assert not any(
+            m["call_cost"]["learnt"] for m in info["models"]
+        )  # off unless --microbatch-overhead-tokens auto
     finally:
         server.stop()
     with pytest.raises(ValueError, match="not served: nope"):

@@ -14,7 +14,7 @@ from instructembed.server.batcher import Batcher, ModelRunner
 from instructembed.server.errors import ErrorKind, ServerError, param_from_loc
 from instructembed.server.metrics import ServerMetrics
 from instructembed.server.schemas import ServedItem, parse_items
-from instructembed.server.settings import ServerSettings
+from instructembed.server.settings import ONE_CALL_PER_BATCH, ServerSettings, parse_microbatch_overhead
 from instructembed.server.vectors import from_base64, l2_normalize, to_base64
 from instructembed.vectors_out import truncate
 
@@ -36,6 +36,32 @@ from instructembed.vectors_out import truncate
 def test_settings_refuse_bad_values(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ServerSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_micro_batches_are_off_by_default_until_measured() -> None:
+    # a default is a promise: the split's throughput gain is not measured yet (docs/server.md)
+    assert ServerSettings().microbatch_overhead_tokens == ONE_CALL_PER_BATCH
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("off", ONE_CALL_PER_BATCH),
+        ("OFF", ONE_CALL_PER_BATCH),
+        ("auto", None),
+        (" 128 ", 128),
+        ("0", 0),
+        (7, 7),
+    ],
+)
+def test_parse_microbatch_overhead(given: str | int, expected: int | None) -> None:
+    assert parse_microbatch_overhead(given) == expected
+
+
+@pytest.mark.parametrize("given", ["-1", "1.5", "learnt", ""])
+def test_parse_microbatch_overhead_refuses_with_what_to_write(given: str) -> None:
+    with pytest.raises(ValueError, match=r"'off'.*'auto'"):
+        parse_microbatch_overhead(given)
 
 
 def test_vector_helpers_match_naive_loops() -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from instructembed.cli_options import AllowPickleOpt, BackendOpt, DtypeOpt, QuantizeOpt
-from instructembed.server.settings import OverlongPolicy, ServerSettings
+from instructembed.server.settings import OverlongPolicy, ServerSettings, parse_microbatch_overhead
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +110,14 @@ def serve_command(
         ),
     ] = ServerSettings.max_wait_ms,
     microbatch_overhead_tokens: Annotated[
-        int | None,
+        str,
         typer.Option(
             envvar="INSTRUCTEMBED_MICROBATCH_OVERHEAD_TOKENS",
-            min=0,
-            help="Cost of one more model call, in padded tokens: a batch is split into micro-batches "
-            "of similar lengths where that saves more padding. Default: learnt from the model's own "
-            "call times; 1000000000 keeps one call per batch.",
+            help="Split each batch into micro-batches of similar lengths where the padding saved beats "
+            "one more model call: 'off' (one call per batch, the default until the split's speed is "
+            "measured), 'auto' (the call cost learnt from the model's own call times) or N padded tokens.",
         ),
-    ] = None,
+    ] = "off",
     overlong: Annotated[
         OverlongPolicy,
         typer.Option(
@@ -169,7 +168,7 @@ def serve_command(
             max_queue_items=max_queue_items,
             batch_tokens=batch_tokens,
             max_wait_ms=max_wait_ms,
-            microbatch_overhead_tokens=microbatch_overhead_tokens,
+            microbatch_overhead_tokens=parse_microbatch_overhead(microbatch_overhead_tokens),
             overlong=overlong,
             served_model_name=served_model_name,
             max_search_k=max_search_k,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instructembed.server.settings import OverlongPolicy, ServerSettings
+from instructembed.server.settings import OverlongPolicy, ServerSettings, parse_microbatch_overhead
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +37,7 @@ LIMIT_KEYS: dict[str, type | tuple[type, ...]] = {
     "max_queue_items": int,
     "max_items_per_request": int,
     "max_wait_ms": (int, float),
-    "microbatch_overhead_tokens": int,
+    "microbatch_overhead_tokens": (str, int),  # "off", "auto" or N, as --microbatch-overhead-tokens
     "overlong": str,
 }
 #: Per-model keyword arguments of `Embedder.load`. `threads` is not here: torch's thread count is one
@@ -74,6 +74,10 @@ class ModelEntry:
         if "overlong" in limits:
             limits["overlong"] = OverlongPolicy(limits["overlong"])  # checked in read_models_file
         try:
+            if "microbatch_overhead_tokens" in limits:
+                limits["microbatch_overhead_tokens"] = parse_microbatch_overhead(
+                    limits["microbatch_overhead_tokens"]
+                )
             return dataclasses.replace(base, **limits)
         except ValueError as error:
             raise ModelsFileError(f"{self.source}: [models.{self.name}]: {error}") from None
