@@ -115,10 +115,10 @@ def test_wider_report_means_and_interval(tmp_path: Path) -> None:
 #: study.py's config building and training (so the refactor provably runs the same commands). A change
 #: to what a study trains or evaluates changes these on purpose: say so in the commit.
 PLAN_SHA256 = {
-    ("first", "cpu"): "0b6fa9575674fb1d07ba7dbc7f328d3efc470c46d520e81de6d261a709f34a3a",
-    ("first", "gpu"): "7f65b1c540023725dddda22b7bcde981aa4e7c732a31baa470ac5fbcfb639c8f",
-    ("wide", "cpu"): "6bc426e1dc0005bc0e5609f5f5d2aed69aaee046e1f7baafcc4509520687b8b5",
-    ("wide", "gpu"): "5034d9b4122a3ab5770e2ac8be2b0736c8224e4e4469e0e04361bab5b0ca9a17",
+    ("first", "cpu"): "ba8c4ca118e687264461c2d8645069ee8c6baf94cded4eddd07b68142d8a63a7",
+    ("first", "gpu"): "f42af8ca4abb56c719c1b2c97f891f26ccbcafd24f5696b3fea9e0e9756ed755",
+    ("wide", "cpu"): "5c4bb56f174c16a4686178c0b1d556b841094b39815e8f3a580b61145bd919be",
+    ("wide", "gpu"): "588d8ed55aa05e155840b775104b38e5b1fbffc0d92287620dd3ce6f91a38c0d",
 }
 
 
@@ -200,6 +200,7 @@ def _plan(study_name: str, budget: str, tmp: Path, monkeypatch: pytest.MonkeyPat
         runner = study.Study(argparse.Namespace(**args))
     runner.all()
     calls.append(["generic table", json.loads((tmp / "runs" / "generic-instructions.json").read_text())])
+    calls.append(["runs.jsonl", (tmp / "docs" / "runs.jsonl").read_text().splitlines()])
     return json.loads(json.dumps(calls, default=str).replace(str(tmp), "<tmp>"))
 
 
