@@ -37,8 +37,10 @@ from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
 from instructembed.index.fingerprint import (
     DOCUMENT_FIELDS,
+    JOIN_FIELDS,
     MODEL_FIELDS,
     Fingerprint,
+    check_model,
     differences,
     fingerprint_of,
     stored_fingerprint,
@@ -155,7 +157,9 @@ class Index:
                 )
             index = cls.open(target)
             diffs = differences(
-                index.fingerprint, wanted, (*MODEL_FIELDS, *DOCUMENT_FIELDS, "query_instruction")
+                index.fingerprint,
+                wanted,
+                (*MODEL_FIELDS, *JOIN_FIELDS, *DOCUMENT_FIELDS, "query_instruction"),
             )
             if diffs:
                 index.close()
@@ -237,14 +241,7 @@ class Index:
             chunking=fp.chunk_settings,
             load=fp.load,
         )
-        diffs = differences(fp, current, MODEL_FIELDS)
-        if diffs:
-            raise FingerprintMismatchError(
-                self.path,
-                diffs,
-                "Its vectors would not be comparable: use the model it was built with "
-                "(Index.open without an embedder loads it), or build a new index for this model",
-            )
+        check_model(fp, current, self.path, self._meta.build)
 
     # ------------------------------------------------------------------ writing
     @contextmanager
