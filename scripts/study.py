@@ -38,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from study_report import TASKS as HELD_OUT_TASKS  # noqa: E402  (the report reads the same list)
 
 from instructembed.embedder import EmbedConfig, Embedder  # noqa: E402
 from instructembed.eval.runner import git_commit, run  # noqa: E402
@@ -48,19 +51,6 @@ from instructembed.train.medi_build import build_medi, sibling  # noqa: E402
 
 log = logging.getLogger("study")
 
-HELD_OUT_TASKS = (
-    "SICK-R",
-    "STS12-noMSRvid",
-    "STS13",
-    "STS14",
-    "STS15",
-    "STS16",
-    "TwitterSemEval2015-local",
-    "TwitterURLCorpus-local",
-    "SummEvalReferenceFree-local",
-    "AGNewsClustering-local",
-    "SciFact",
-)
 GENERIC = "Represent the text: "
 
 
