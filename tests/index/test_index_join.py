@@ -92,6 +92,8 @@ def test_an_index_from_before_the_join_was_recorded_is_refused_by_a_prompt_model
     assert not [d for d in caught.value.differences if d.startswith("weights_sha256")]
     with Index.open(path) as index, pytest.raises(FingerprintMismatchError, match=message):
         index.search(["trains"], k=3)  # the model loaded from the fingerprint joins differently too
+    with pytest.raises(FingerprintMismatchError, match=message):  # continuing its build
+        make(path, prompted, doc_instruction=None, query_instruction=None, exist_ok=True)
 
 
 def test_an_index_whose_prompt_was_pooled_differently_is_refused(tmp_path: Path, prompted: Embedder) -> None:

@@ -36,13 +36,12 @@ from instructembed.chunking import ChunkedBatch, ChunkPool, ChunkSettings, Split
 from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
 from instructembed.index.fingerprint import (
-    DOCUMENT_FIELDS,
-    JOIN_FIELDS,
-    MODEL_FIELDS,
+    BUILD_FIELDS,
     Fingerprint,
     check_model,
     differences,
     fingerprint_of,
+    join_hint,
     stored_fingerprint,
     warn_version,
 )
@@ -156,15 +155,14 @@ class Index:
                     "or choose a new directory"
                 )
             index = cls.open(target)
-            diffs = differences(
-                index.fingerprint,
-                wanted,
-                (*MODEL_FIELDS, *JOIN_FIELDS, *DOCUMENT_FIELDS, "query_instruction"),
-            )
+            diffs = differences(index.fingerprint, wanted, BUILD_FIELDS)
             if diffs:
                 index.close()
+                hint = join_hint(diffs, target, index._meta.build)
                 raise FingerprintMismatchError(
-                    target, diffs, "Use the same settings to continue it, or build into a new directory"
+                    target,
+                    diffs,
+                    hint or "Use the same settings to continue it, or build into a new directory",
                 )
             index._embedder = embedder
             return index

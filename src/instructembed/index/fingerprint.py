@@ -45,6 +45,8 @@ JOIN_FIELDS = ("instruction_join", "include_prompt")
 LEGACY_JOIN: dict[str, Any] = {"instruction_join": INSTRUCTION_JOIN, "include_prompt": False}
 #: Fields that decide how documents are cut and instructed.
 DOCUMENT_FIELDS = ("doc_instruction", "chunking")
+#: Fields a continued build must agree on: everything that shapes its vectors, and both instructions.
+BUILD_FIELDS = (*MODEL_FIELDS, *JOIN_FIELDS, *DOCUMENT_FIELDS, "query_instruction")
 
 
 @dataclass(frozen=True)
@@ -117,23 +119,27 @@ def _rebuild_how(path: Path, build: dict[str, Any] | None) -> str:
     return "`instructembed index build --overwrite` (or `Index.create` + `add`) from its source"
 
 
+def join_hint(diffs: list[str], path: Path, build: dict[str, Any] | None) -> str | None:
+    """What to do when `diffs` (from `differences`) say the model joins instructions differently."""
+    if not any(d.split(":", 1)[0] in JOIN_FIELDS for d in diffs):
+        return None
+    return (
+        "This model joins instructions to texts differently from the way the index's vectors were "
+        "made (an index built before instructembed recorded the join was made by INSTRUCTOR's rule), "
+        "so its queries and new documents would not compare: rebuild the index with this model: "
+        f"{_rebuild_how(path, build)}"
+    )
+
+
 def check_model(stored: Fingerprint, current: Fingerprint, path: Path, build: dict[str, Any] | None) -> None:
     """Refuse a model (`current`: its fingerprint) that would make other vectors than the index holds."""
     diffs = differences(stored, current, (*MODEL_FIELDS, *JOIN_FIELDS))
-    if any(d.split(":", 1)[0] in JOIN_FIELDS for d in diffs):
-        raise FingerprintMismatchError(
-            path,
-            diffs,
-            "This model joins instructions to texts differently from the way the index's vectors were "
-            "made (an index built before instructembed recorded the join was made by INSTRUCTOR's rule), "
-            f"so its queries and new documents would not compare: rebuild the index with this model: "
-            f"{_rebuild_how(path, build)}",
-        )
     if diffs:
         raise FingerprintMismatchError(
             path,
             diffs,
-            "Its vectors would not be comparable: use the model it was built with "
+            join_hint(diffs, path, build)
+            or "Its vectors would not be comparable: use the model it was built with "
             "(Index.open without an embedder loads it), or build a new index for this model",
         )
 
