@@ -38,29 +38,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from study_report import TASKS as HELD_OUT_TASKS  # noqa: E402  (the report reads the same list)
 
 from instructembed.embedder import EmbedConfig, Embedder  # noqa: E402
 from instructembed.eval.runner import git_commit, run  # noqa: E402
-from instructembed.train.config import TrainConfig  # noqa: E402
+from instructembed.train.config import LossKind, TrainConfig  # noqa: E402
 from instructembed.train.dev_eval import dev_scores  # noqa: E402
 from instructembed.train.loop import train  # noqa: E402
 from instructembed.train.medi_build import build_medi, sibling  # noqa: E402
 
 log = logging.getLogger("study")
 
-HELD_OUT_TASKS = (
-    "SICK-R",
-    "STS12-noMSRvid",
-    "STS13",
-    "STS14",
-    "STS15",
-    "STS16",
-    "TwitterSemEval2015-local",
-    "TwitterURLCorpus-local",
-    "SummEvalReferenceFree-local",
-    "AGNewsClustering-local",
-    "SciFact",
-)
 GENERIC = "Represent the text: "
 
 
@@ -137,41 +127,53 @@ ROWS = {
 }
 
 
-class Study:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.budget = BUDGETS[args.budget]
-        self.name = args.budget
-        self.runs: Path = args.runs
-        self.data_dir: Path = args.data_dir
-        self.model: str = args.model
-        self.results: Path = args.results
-        self.medi = self.runs / "medi.jsonl"
-        self.dev = sibling(self.medi, "dev")
-        self.runs.mkdir(parents=True, exist_ok=True)
+def generic_table(summarization: tuple[str, ...], clustering: tuple[str, ...]) -> dict[str, object]:
+    """One generic instruction for every held-out task (the wording rows' control)."""
+    one = {"query": GENERIC, "corpus": GENERIC}
+    return {
+        "STS": dict.fromkeys(["SICK-R", "STS12", "STS13", "STS14", "STS15", "STS16"], GENERIC),
+        "PairClassification": dict.fromkeys(["TwitterSemEval2015", "TwitterURLCorpus"], GENERIC),
+        "Summarization": dict.fromkeys(summarization, GENERIC),
+        "Clustering": dict.fromkeys(clustering, GENERIC),
+        "Retrieval": {"SciFact": one},
+    }
 
-    # ---- helpers --------------------------------------------------------------------------------
 
-    def mixture(self, kind: str) -> Path:
-        return self.medi if kind == "mixture" else sibling(self.medi, kind)
+def best_on_dev(logs: dict[str, Path]) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """Every dev score in the candidates' training logs, and the best one (ties: fewer steps)."""
+    evidence = []
+    for name, log_file in logs.items():
+        for line in log_file.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if "eval" in record:
+                evidence.append({"candidate": name, "step": record["step"], **record["eval"]})
+    return evidence, max(evidence, key=lambda e: (e["dev_mean"], -e["step"]))
+
+
+class StudyRuns:
+    """What both studies (this one and scripts/study_wide.py) do alike: train a candidate on a mixture
+    with every option explicit, score dev while training, load a model for the held-out tasks."""
+
+    log = log
+    GENERIC_TABLE: dict[str, object]  # the wording rows' one-generic-instruction table
+    name: str
+    budget: Budget
+    model: str
+    data_dir: Path
+    runs: Path
+    dev: Path  # the mixture's dev slice that every tuned row is dev-scored on
 
     def tables(self) -> dict[str, str | Path]:
-        generic = self.runs / "generic-instructions.json"
-        if not generic.exists():
-            one = {"query": GENERIC, "corpus": GENERIC}
-            table = {
-                "STS": dict.fromkeys(["SICK-R", "STS12", "STS13", "STS14", "STS15", "STS16"], GENERIC),
-                "PairClassification": dict.fromkeys(["TwitterSemEval2015", "TwitterURLCorpus"], GENERIC),
-                "Summarization": {"SummEval": GENERIC},
-                "Clustering": {"AGNewsClustering-local": GENERIC},
-                "Retrieval": {"SciFact": one},
-            }
-            generic.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+        """Instruction table name -> what `eval --instructions` takes; the generic one is written once."""
+        path = self.runs / "generic-instructions.json"
+        if not path.exists():
+            path.write_text(json.dumps(self.GENERIC_TABLE, indent=1) + "\n", encoding="utf-8")
         shared = self.data_dir.parent / "instructions"
         return {
             "large": "instructor-large",
             "base": shared / "instructor-base.json",
             "xl": shared / "instructor-xl.json",
-            "generic": generic,
+            "generic": path,
             "none": "none",
         }
 
@@ -179,16 +181,21 @@ class Study:
         self, data: Path, out: Path, cand: Candidate, seed: int, steps: int, instr: bool, eval_every: int
     ) -> TrainConfig:
         b = self.budget
+        # every option explicit: a study does not follow TrainConfig's defaults as they change
         return TrainConfig(
             model=self.model,
             data=data,
             out=out,
+            loss=LossKind.INSTRUCTOR,
             temperature=cand.temperature,
             lr=cand.lr,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
             batch_size=cand.batch_size,
             chunk_size=cand.chunk_size,
             max_length=b.max_length,
             max_steps=steps,
+            warmup_ratio=0.1,
             seed=seed,
             device=b.device,
             bf16=b.bf16,
@@ -208,14 +215,77 @@ class Study:
         resume = (out / "checkpoints").is_dir()
         instr = not config.no_instructions
         t0 = time.time()
-        log.info("train %s (resume=%s)", out, resume)
+        self.log.info("train %s (resume=%s)", out, resume)
         train(
             config,
             resume=resume,
             eval_fn=lambda e: dev_scores(e, self.data_dir, self.dev, instructions=instr),
         )
-        log.info("trained %s in %.0f s", out, time.time() - t0)
+        self.log.info("trained %s in %.0f s", out, time.time() - t0)
         return out / "model"
+
+    def base_dev_scores(self) -> dict[str, dict[str, float]]:
+        embedder = Embedder.load(self.model, device=self.budget.device)
+        return {
+            "instructions": dev_scores(embedder, self.data_dir, self.dev, instructions=True),
+            "none": dev_scores(embedder, self.data_dir, self.dev, instructions=False),
+        }
+
+    def held_out(
+        self, model: str | Path, tasks: list[str], out_dir: Path, row: dict[str, object]
+    ) -> list[dict[str, object]]:
+        """Score `model` on `tasks` under the instruction table `row["table"]`: one runs.jsonl line per
+        task, led by `row` (what names the row: row, seed, table, ...)."""
+        embedder = Embedder.load(
+            model,
+            device=self.budget.device,
+            dtype=self.budget.eval_dtype,
+            config=EmbedConfig(token_budget=32768, max_batch_size=256),
+        )
+        results = run(
+            embedder,
+            tasks,
+            data_dir=self.data_dir,
+            instructions=str(self.tables()[str(row["table"])]),
+            limit=self.budget.eval_limit,
+            model_name=str(model),
+            out_dir=out_dir,
+            command=" ".join(sys.argv),
+            progress=False,
+        )
+        commit = git_commit()
+        return [
+            {
+                **row,
+                "task": r.task,
+                "main_score": r.main_score,
+                "limit": self.budget.eval_limit,
+                "commit": r.git_commit or commit,
+                "budget": self.name,
+                "eval_dtype": self.budget.eval_dtype or "float32",
+            }
+            for r in results
+        ]
+
+
+class Study(StudyRuns):
+    GENERIC_TABLE = generic_table(("SummEval",), ("AGNewsClustering-local",))
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.budget = BUDGETS[args.budget]
+        self.name = args.budget
+        self.runs: Path = args.runs
+        self.data_dir: Path = args.data_dir
+        self.model: str = args.model
+        self.results: Path = args.results
+        self.medi = self.runs / "medi.jsonl"
+        self.dev = sibling(self.medi, "dev")
+        self.runs.mkdir(parents=True, exist_ok=True)
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def mixture(self, kind: str) -> Path:
+        return self.medi if kind == "mixture" else sibling(self.medi, kind)
 
     # ---- steps ----------------------------------------------------------------------------------
 
@@ -231,37 +301,9 @@ class Study:
         if (out_dir / "DONE").exists() or self.recorded(row, seed, table):
             return
         log.info("held-out evaluation %s", key)
-        config = EmbedConfig(token_budget=32768, max_batch_size=256)
-        embedder = Embedder.load(
-            model, device=self.budget.device, dtype=self.budget.eval_dtype, config=config
+        lines = self.held_out(
+            model, list(HELD_OUT_TASKS), out_dir, {"row": row, "seed": seed, "table": table}
         )
-        spec = self.tables()[table]
-        results = run(
-            embedder,
-            list(HELD_OUT_TASKS),
-            data_dir=self.data_dir,
-            instructions=str(spec),
-            limit=self.budget.eval_limit,
-            model_name=str(model),
-            out_dir=out_dir,
-            command=" ".join(sys.argv),
-            progress=False,
-        )
-        commit = git_commit()
-        lines = [
-            {
-                "row": row,
-                "seed": seed,
-                "table": table,
-                "task": r.task,
-                "main_score": r.main_score,
-                "limit": self.budget.eval_limit,
-                "commit": r.git_commit or commit,
-                "budget": self.name,
-                "eval_dtype": self.budget.eval_dtype or "float32",
-            }
-            for r in results
-        ]
         append_runs(self.results, lines)
         (out_dir / "DONE").write_text("", encoding="utf-8")
 
@@ -285,11 +327,7 @@ class Study:
         path = self.runs / "sweep" / "base-dev.json"
         if path.exists():
             return dict(json.loads(path.read_text(encoding="utf-8")))
-        embedder = Embedder.load(self.model, device=self.budget.device)
-        scores = {
-            "instructions": dev_scores(embedder, self.data_dir, self.dev, instructions=True),
-            "none": dev_scores(embedder, self.data_dir, self.dev, instructions=False),
-        }
+        scores = self.base_dev_scores()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
         return scores
@@ -309,13 +347,8 @@ class Study:
             shutil.copy(committed, path)  # frozen in an earlier session: restored, never re-chosen
         if path.exists():
             return dict(json.loads(path.read_text(encoding="utf-8")))
-        evidence = []
-        for cand in self.budget.sweep:
-            for line in (self.runs / "sweep" / cand.name / "train_log.jsonl").read_text().splitlines():
-                record = json.loads(line)
-                if "eval" in record:
-                    evidence.append({"candidate": cand.name, "step": record["step"], **record["eval"]})
-        best = max(evidence, key=lambda e: (e["dev_mean"], -e["step"]))
+        logs = {c.name: self.runs / "sweep" / c.name / "train_log.jsonl" for c in self.budget.sweep}
+        evidence, best = best_on_dev(logs)
         cand = next(c for c in self.budget.sweep if c.name == best["candidate"])
         recipe = {
             "rule": "highest dev_mean (STS-B dev, TrecQA dev, mixture dev slice) over candidates and evaluated steps",

@@ -36,39 +36,31 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from study import GENERIC, Candidate, append_runs  # noqa: E402
+from study import HELD_OUT_TASKS as FIRST_11  # noqa: E402
+from study import (  # noqa: E402
+    ROWS,
+    Budget,
+    Candidate,
+    StudyRuns,
+    append_runs,
+    best_on_dev,
+    generic_table,
+)
 
-from instructembed.embedder import EmbedConfig, Embedder  # noqa: E402
-from instructembed.eval.runner import git_commit, run  # noqa: E402
+from instructembed.eval.runner import git_commit  # noqa: E402
 from instructembed.eval.tasks import get_task  # noqa: E402
-from instructembed.train.config import LossKind, TrainConfig  # noqa: E402
-from instructembed.train.dev_eval import dev_scores  # noqa: E402
-from instructembed.train.loop import train  # noqa: E402
 from instructembed.train.medi_build import build_medi, sibling  # noqa: E402
 
 log = logging.getLogger("study27")
 STUDY = "issue27"
 
-FIRST_11 = (
-    "SICK-R",
-    "STS12-noMSRvid",
-    "STS13",
-    "STS14",
-    "STS15",
-    "STS16",
-    "TwitterSemEval2015-local",
-    "TwitterURLCorpus-local",
-    "SummEvalReferenceFree-local",
-    "AGNewsClustering-local",
-    "SciFact",
-)
 #: frozen before any tuned model is evaluated (the issue-24 names land with that branch)
 WIDER = (
     "RedditClustering-local",
@@ -81,19 +73,6 @@ WIDER = (
 HELD_OUT = (*FIRST_11, *WIDER)
 
 
-@dataclass(frozen=True)
-class Budget:
-    steps: int  # sweep length; rows train the chosen step count
-    max_length: int
-    eval_every: int
-    eval_limit: int | None
-    sweep: tuple[Candidate, ...]
-    seeds: tuple[int, ...]
-    device: str
-    bf16: bool
-    eval_dtype: str | None
-
-
 def _grid(batch: int, lrs: tuple[float, ...], chunk: int | None = None) -> tuple[Candidate, ...]:
     # the previous winner's lr first: a sweep cut short still compares the three temperatures
     return tuple(
@@ -101,19 +80,11 @@ def _grid(batch: int, lrs: tuple[float, ...], chunk: int | None = None) -> tuple
     )
 
 
+#: `steps` is the sweep's length (rows train the chosen step count); the wording rows are seed 1's
 BUDGETS = {
     # 2 cores: 128 tokens, batch 32, bf16 evaluation with 200 items per task (per set for clustering)
-    "cpu": Budget(320, 128, 40, 200, _grid(32, (5e-6, 2e-5)), (1, 2, 3, 4, 5), "cpu", True, "bfloat16"),
-    "gpu": Budget(1000, 256, 100, None, _grid(32, (1e-5, 2e-5)), (1, 2, 3, 4, 5), "cuda", True, None),
-}
-#: row -> (mixture file kind, instructions while training); the mixture name comes with the row
-ROWS = {
-    "T-I": ("mixture", True),
-    "T-N": ("mixture", False),
-    "T-I-sym": ("sym", True),
-    "T-N-sym": ("sym", False),
-    "T-I-asym": ("asym", True),
-    "T-N-asym": ("asym", False),
+    "cpu": Budget(320, 128, 40, 200, _grid(32, (5e-6, 2e-5)), (1, 2, 3, 4, 5), (1,), "cpu", True, "bfloat16"),
+    "gpu": Budget(1000, 256, 100, None, _grid(32, (1e-5, 2e-5)), (1, 2, 3, 4, 5), (1,), "cuda", True, None),
 }
 
 
@@ -128,7 +99,12 @@ def registered(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return have, missing
 
 
-class WideStudy:
+class WideStudy(StudyRuns):
+    log = log
+    GENERIC_TABLE = generic_table(
+        ("SummEval", *WIDER[2:]), ("AGNewsClustering-local", "RedditClustering", "StackExchangeClustering")
+    )
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.name = args.budget
         self.budget = BUDGETS[args.budget]
@@ -188,29 +164,6 @@ class WideStudy:
         }
         return [t for t in have if t not in got]
 
-    def tables(self) -> dict[str, str | Path]:
-        generic = self.runs / "generic-instructions.json"
-        if not generic.exists():
-            one = {"query": GENERIC, "corpus": GENERIC}
-            table = {
-                "STS": dict.fromkeys(["SICK-R", "STS12", "STS13", "STS14", "STS15", "STS16"], GENERIC),
-                "PairClassification": dict.fromkeys(["TwitterSemEval2015", "TwitterURLCorpus"], GENERIC),
-                "Summarization": dict.fromkeys(["SummEval", *WIDER[2:]], GENERIC),
-                "Clustering": dict.fromkeys(
-                    ["AGNewsClustering-local", "RedditClustering", "StackExchangeClustering"], GENERIC
-                ),
-                "Retrieval": {"SciFact": one},
-            }
-            generic.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
-        shared = self.data_dir.parent / "instructions"
-        return {
-            "large": "instructor-large",
-            "base": shared / "instructor-base.json",
-            "xl": shared / "instructor-xl.json",
-            "generic": generic,
-            "none": "none",
-        }
-
     # ---- steps ---------------------------------------------------------------------------------
 
     def build(self) -> None:
@@ -258,101 +211,17 @@ class WideStudy:
             return
         key = "-".join(str(x) for x in (row, mixture, f"s{seed}" if seed else None, table) if x)
         log.info("held-out evaluation %s: %s", key, ", ".join(todo))
-        embedder = Embedder.load(
-            model,
-            device=self.budget.device,
-            dtype=self.budget.eval_dtype,
-            config=EmbedConfig(token_budget=32768, max_batch_size=256),
-        )
-        results = run(
-            embedder,
-            todo,
-            data_dir=self.data_dir,
-            instructions=str(self.tables()[table]),
-            limit=self.budget.eval_limit,
-            model_name=str(model),
-            out_dir=self.runs / "eval" / key,
-            command=" ".join(sys.argv),
-            progress=False,
-        )
-        commit = git_commit()
-        append_runs(
-            self.results,
-            [
-                {
-                    "study": STUDY,
-                    "row": row,
-                    "seed": seed,
-                    "table": table,
-                    "mixture": mixture,
-                    "task": r.task,
-                    "main_score": r.main_score,
-                    "limit": self.budget.eval_limit,
-                    "commit": r.git_commit or commit,
-                    "budget": self.name,
-                    "eval_dtype": self.budget.eval_dtype or "float32",
-                }
-                for r in results
-            ],
-        )
+        key_fields = {"study": STUDY, "row": row, "seed": seed, "table": table, "mixture": mixture}
+        lines = self.held_out(model, todo, self.runs / "eval" / key, key_fields)
+        append_runs(self.results, lines)
         self.commit(f"held-out scores of {key}")
-
-    def train_config(
-        self, data: Path, out: Path, cand: Candidate, seed: int, steps: int, instr: bool, eval_every: int
-    ) -> TrainConfig:
-        b = self.budget
-        # every option explicit: the study does not follow TrainConfig's defaults as they change
-        return TrainConfig(
-            model=self.model,
-            data=data,
-            out=out,
-            loss=LossKind.INSTRUCTOR,
-            temperature=cand.temperature,
-            lr=cand.lr,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            batch_size=cand.batch_size,
-            chunk_size=cand.chunk_size,
-            max_length=b.max_length,
-            max_steps=steps,
-            warmup_ratio=0.1,
-            seed=seed,
-            device=b.device,
-            bf16=b.bf16,
-            no_instructions=not instr,
-            checkpoint_every=b.eval_every,
-            keep_checkpoints=1,
-            eval_every=eval_every,
-            eval_dev=self.dev,
-            eval_data_dir=self.data_dir,
-            progress=False,
-        )
-
-    def _train(self, config: TrainConfig) -> Path:
-        out = Path(config.out)
-        if (out / "model").is_dir():
-            return out / "model"
-        instr = not config.no_instructions
-        t0 = time.time()
-        log.info("train %s", out)
-        train(
-            config,
-            resume=(out / "checkpoints").is_dir(),
-            eval_fn=lambda e: dev_scores(e, self.data_dir, self.dev, instructions=instr),
-        )
-        log.info("trained %s in %.0f s", out, time.time() - t0)
-        return out / "model"
 
     def base(self) -> None:
         self.evaluate("B0", None, "none", None, self.model)
         self.evaluate("B1", None, "large", None, self.model)
         path = self.docs / "sweep27" / "base-dev.json"
         if not path.exists():
-            embedder = Embedder.load(self.model, device=self.budget.device)
-            scores = {
-                "instructions": dev_scores(embedder, self.data_dir, self.dev, instructions=True),
-                "none": dev_scores(embedder, self.data_dir, self.dev, instructions=False),
-            }
+            scores = self.base_dev_scores()
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
             self.commit("base model dev scores")
@@ -374,14 +243,8 @@ class WideStudy:
         path = self.docs / "recipe27.json"
         if path.exists():
             return dict(json.loads(path.read_text(encoding="utf-8")))
-        evidence = []
-        for cand in self.budget.sweep:
-            log_file = self.docs / "sweep27" / f"{cand.name}.train_log.jsonl"
-            for line in log_file.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                if "eval" in record:
-                    evidence.append({"candidate": cand.name, "step": record["step"], **record["eval"]})
-        best = max(evidence, key=lambda e: (e["dev_mean"], -e["step"]))
+        logs = {c.name: self.docs / "sweep27" / f"{c.name}.train_log.jsonl" for c in self.budget.sweep}
+        evidence, best = best_on_dev(logs)
         cand = next(c for c in self.budget.sweep if c.name == best["candidate"])
         recipe = {
             "rule": "highest dev_mean (STS-B dev, TrecQA dev, wide dev slice) over candidates and steps; "
@@ -420,8 +283,9 @@ class WideStudy:
     def wording(self) -> None:
         for table in ("base", "xl", "generic"):
             self.evaluate("B1", None, table, None, self.model)
-            if self.missing_tasks("T-I", 1, table, "wide"):
-                self.evaluate("T-I", 1, table, "wide", self.model_for("T-I", "wide", 1))
+            for seed in self.budget.wording_seeds:
+                if self.missing_tasks("T-I", seed, table, "wide"):
+                    self.evaluate("T-I", seed, table, "wide", self.model_for("T-I", "wide", seed))
 
     def status(self) -> None:
         lines = self.lines()

@@ -19,21 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from study_report import TASKS as FIRST_11  # noqa: E402
 from study_report import fmt, interval, mean  # noqa: E402
 
-FIRST_11 = (
-    "SICK-R",
-    "STS12-noMSRvid",
-    "STS13",
-    "STS14",
-    "STS15",
-    "STS16",
-    "TwitterSemEval2015-local",
-    "TwitterURLCorpus-local",
-    "SummEvalReferenceFree-local",
-    "AGNewsClustering-local",
-    "SciFact",
-)
 ROWS = ("B0", "B1", "T-I", "T-N", "T-I-sym", "T-N-sym", "T-I-asym", "T-N-asym")
 MAIN_TABLE = {"B0": "none", "T-N": "none", "T-N-sym": "none", "T-N-asym": "none"}
 

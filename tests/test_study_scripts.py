@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import importlib.util
 import json
 import statistics
@@ -105,3 +107,109 @@ def test_wider_report_means_and_interval(tmp_path: Path) -> None:
     text = "\n".join(report.claims(lines, tasks))
     assert "T-I (wide) − B1 on the wider mean: +1.00 over 3 seed(s)" in text
     assert "[-1.48, +3.48]" in text  # mean 1, sd 1, t(2) = 4.303: 1 ± 4.303 / sqrt(3)
+
+
+# ---- what the studies would run: every build, training config, dev scoring and evaluation --------
+
+#: sha256 of the plan `_plan` records for (study, budget), taken before study_wide.py was made to reuse
+#: study.py's config building and training (so the refactor provably runs the same commands). A change
+#: to what a study trains or evaluates changes these on purpose: say so in the commit.
+PLAN_SHA256 = {
+    ("first", "cpu"): "ba8c4ca118e687264461c2d8645069ee8c6baf94cded4eddd07b68142d8a63a7",
+    ("first", "gpu"): "f42af8ca4abb56c719c1b2c97f891f26ccbcafd24f5696b3fea9e0e9756ed755",
+    ("wide", "cpu"): "5c4bb56f174c16a4686178c0b1d556b841094b39815e8f3a580b61145bd919be",
+    ("wide", "gpu"): "588d8ed55aa05e155840b775104b38e5b1fbffc0d92287620dd3ce6f91a38c0d",
+}
+
+
+def _fake_dev_mean(config: dict[str, object], step: int) -> float:
+    """A dev curve with one best point (t 0.05, lr 2e-5, step 120 on the CPU budgets) before the end."""
+    t, lr = float(config["temperature"]), float(config["lr"])  # type: ignore[arg-type]
+    return 80.0 - abs(step - 120) - 100 * abs(t - 0.05) - 1e5 * abs(lr - 2e-5)
+
+
+def _plan(study_name: str, budget: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Run a whole study with training, building, loading and evaluation replaced by recorders."""
+    from types import SimpleNamespace
+
+    from instructembed.train.medi_build import sibling
+
+    calls: list[object] = []
+
+    def train(config: object, *, resume: bool, eval_fn: object) -> None:
+        record = config.to_json()  # type: ignore[attr-defined]
+        calls.append(["train", record, resume])
+        eval_fn("tuned")  # type: ignore[operator]
+        out = Path(record["out"])
+        (out / "model").mkdir(parents=True)
+        every, steps = int(record["eval_every"]), int(record["max_steps"])
+        lines = [
+            {"step": s, "eval": {"dev_mean": _fake_dev_mean(record, s)}}
+            for s in range(every, steps + 1, every)
+        ]
+        (out / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def dev_scores(embedder: object, data_dir: Path, dev: Path, *, instructions: bool) -> dict[str, float]:
+        calls.append(["dev_scores", embedder, str(data_dir), str(dev), instructions])
+        return {"dev_mean": 1.0}
+
+    def build_medi(data_dir: Path, out: Path, **options: object) -> None:
+        calls.append(["build_medi", str(data_dir), str(out), options])
+        out.write_text("{}\n")
+        sibling(out, "report").write_text("{}\n")
+
+    class FakeEmbedder:
+        @staticmethod
+        def load(model: object, **options: object) -> str:
+            calls.append(["load", str(model), {k: repr(v) for k, v in options.items()}])
+            return "loaded"
+
+    def run(embedder: object, tasks: list[str], **options: object) -> list[object]:
+        options.pop("command")
+        Path(str(options["out_dir"])).mkdir(parents=True, exist_ok=True)  # as the runner does
+        calls.append(["run", embedder, list(tasks), {k: str(v) for k, v in options.items()}])
+        return [SimpleNamespace(task=t, main_score=50.0, git_commit="c0ffee") for t in tasks]
+
+    study = _load("study")
+    modules = [study]
+    if study_name == "wide":
+        modules.append(_load("study_wide"))
+    fakes = {
+        "train": train,
+        "dev_scores": dev_scores,
+        "build_medi": build_medi,
+        "Embedder": FakeEmbedder,
+        "run": run,
+        "git_commit": lambda: "c0ffee",
+    }
+    for module in modules:
+        for name, fake in fakes.items():
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, fake)
+    (tmp / "docs").mkdir()
+    args = {
+        "budget": budget,
+        "runs": tmp / "runs",
+        "data_dir": tmp / "data",
+        "model": "all-MiniLM-L6-v2",
+        "results": tmp / "docs" / "runs.jsonl",
+    }
+    if study_name == "wide":
+        runner = modules[-1].WideStudy(argparse.Namespace(**args, steps=None, commit=False))
+    else:
+        runner = study.Study(argparse.Namespace(**args))
+    runner.all()
+    calls.append(["generic table", json.loads((tmp / "runs" / "generic-instructions.json").read_text())])
+    calls.append(["runs.jsonl", (tmp / "docs" / "runs.jsonl").read_text().splitlines()])
+    return json.loads(json.dumps(calls, default=str).replace(str(tmp), "<tmp>"))
+
+
+@pytest.mark.parametrize("key", sorted(PLAN_SHA256))
+def test_each_study_runs_the_commands_it_ran_before(
+    key: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _plan(*key, tmp_path, monkeypatch)
+    trains = [c for c in plan if c[0] == "train"]  # type: ignore[index]
+    assert trains and all(c[1]["loss"] == "instructor" for c in trains)  # type: ignore[index]
+    digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    assert digest == PLAN_SHA256[key], f"{key}: {len(plan)} calls; first training config {trains[0]}"

@@ -5,17 +5,28 @@ read from its files is `helpers.index_files`, shared with the scale tests)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from instructembed import Embedder
 from instructembed.chunking import HEAD_WEIGHT, ChunkSettings, chunk_documents
+from instructembed.index import Index
 from instructembed.inputs import Item
 
 DOC = "Represent the document for retrieval: "
 QUERY = "Represent the question for retrieving documents: "
 CHUNKING = ChunkSettings(overlap=4)
 TOPICS = ["rivers", "mountains", "trains", "bread", "planets", "violins", "glaciers"]
+
+
+def make(path: Path, embedder: Embedder, **settings: Any) -> Index:
+    """A new index over `embedder` with the tests' instructions, chunking and window (each overridable)."""
+    defaults: dict[str, Any] = {"doc_instruction": DOC, "query_instruction": QUERY, "chunking": CHUNKING}
+    return Index.create(
+        path, model=str(embedder.spec.root), embedder=embedder, max_seq_length=32, **{**defaults, **settings}
+    )
 
 
 def corpus(n: int = 60, seed: int = 0) -> list[dict[str, object]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_helpers import CHUNKING, DOC, QUERY, brute_force, corpus
+from index_helpers import CHUNKING, DOC, QUERY, brute_force, corpus, make
 
 from instructembed import Embedder
 from instructembed.chunking import chunk_documents
@@ -26,19 +26,6 @@ from instructembed.index import core as index_core
 from instructembed.inputs import Item
 
 QUESTIONS = ["which document is about trains?", "bread and violins", "glaciers on planets", "rivers"]
-
-
-def make(path: Path, embedder: Embedder, **kwargs: object) -> Index:
-    return Index.create(
-        path,
-        model=str(embedder.spec.root),
-        doc_instruction=DOC,
-        query_instruction=QUERY,
-        chunking=CHUNKING,
-        embedder=embedder,
-        max_seq_length=32,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture(scope="module")

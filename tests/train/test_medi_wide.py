@@ -172,3 +172,29 @@ def test_the_first_mixture_still_builds_byte_for_byte(shared_data: Path, tmp_pat
         "medi.jsonl": "cb2ba27fa0b661a2",
         "medi.sym.jsonl": "012294df6b4ea8dc",
     }
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+def test_the_mctest_readers_read_what_they_read_before(shared_data: Path) -> None:
+    """Digests taken before the two MCTest readers shared one row reader (the stories task of the
+    first mixture, the questions tasks of the wider one)."""
+    assert _digest(src.read_mctest(shared_data)) == "14ae416657cb43f6"
+    assert _digest(src.read_mctest_questions(shared_data)) == "3c0c230020ed766d"
+
+
+def test_the_wide_mixture_builds_as_before(wide) -> None:  # type: ignore[no-untyped-def]
+    """Digests of the wide fixture's files, taken before the MCTest readers shared one row reader."""
+    out, _ = wide
+    digests = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in sorted(out.parent.glob("medi*.jsonl"))
+    }
+    assert digests == {
+        "medi.asym.jsonl": "d5f937990335164c",
+        "medi.dev.jsonl": "c41edc9c3d253afb",
+        "medi.jsonl": "49b9ea8a5bd3cad8",
+        "medi.sym.jsonl": "12f70ae0ec648e2c",
+    }

@@ -36,11 +36,12 @@ from instructembed.chunking import ChunkedBatch, ChunkPool, ChunkSettings, Split
 from instructembed.index import ann, store
 from instructembed.index.errors import FingerprintMismatchError, IndexStoreError, StorageFullError
 from instructembed.index.fingerprint import (
-    DOCUMENT_FIELDS,
-    MODEL_FIELDS,
+    BUILD_FIELDS,
     Fingerprint,
+    check_model,
     differences,
     fingerprint_of,
+    join_hint,
     stored_fingerprint,
     warn_version,
 )
@@ -154,13 +155,14 @@ class Index:
                     "or choose a new directory"
                 )
             index = cls.open(target)
-            diffs = differences(
-                index.fingerprint, wanted, (*MODEL_FIELDS, *DOCUMENT_FIELDS, "query_instruction")
-            )
+            diffs = differences(index.fingerprint, wanted, BUILD_FIELDS)
             if diffs:
                 index.close()
+                hint = join_hint(diffs, target, index._meta.build)
                 raise FingerprintMismatchError(
-                    target, diffs, "Use the same settings to continue it, or build into a new directory"
+                    target,
+                    diffs,
+                    hint or "Use the same settings to continue it, or build into a new directory",
                 )
             index._embedder = embedder
             return index
@@ -237,14 +239,7 @@ class Index:
             chunking=fp.chunk_settings,
             load=fp.load,
         )
-        diffs = differences(fp, current, MODEL_FIELDS)
-        if diffs:
-            raise FingerprintMismatchError(
-                self.path,
-                diffs,
-                "Its vectors would not be comparable: use the model it was built with "
-                "(Index.open without an embedder loads it), or build a new index for this model",
-            )
+        check_model(fp, current, self.path, self._meta.build)
 
     # ------------------------------------------------------------------ writing
     @contextmanager

@@ -3,6 +3,11 @@
 Adding to an index, or searching it with a loaded model, compares the model's side of the
 fingerprint with the stored one field by field; a difference is an error that names the field and
 both values. Vectors made differently are never mixed into one index.
+
+The same weights can join an instruction to a text in two ways (tokenize.py: INSTRUCTOR's rule, or a
+declared sentence-transformers prompt prepended, its tokens pooled or not per `include_prompt`), so
+the join is recorded beside the weights' hash. An index made before it was recorded reads as
+INSTRUCTOR's rule, the only one instructembed had then.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from instructembed.checkpoint import INSTRUCTION_JOIN, PROMPT_JOIN
 from instructembed.chunking import ChunkSettings, LegacyChunkingError
 from instructembed.export.manifest import model_identity
-from instructembed.index.errors import IndexStoreError
+from instructembed.index.errors import FingerprintMismatchError, IndexStoreError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +38,15 @@ MODEL_FIELDS = (
     "backend",
     "precision",
 )
+#: Fields that decide how an instruction meets a text (the model's side too; a Ray job's shards do
+#: not record them).
+JOIN_FIELDS = ("instruction_join", "include_prompt")
+#: What an index made before JOIN_FIELDS existed recorded, in effect: INSTRUCTOR's rule.
+LEGACY_JOIN: dict[str, Any] = {"instruction_join": INSTRUCTION_JOIN, "include_prompt": False}
 #: Fields that decide how documents are cut and instructed.
 DOCUMENT_FIELDS = ("doc_instruction", "chunking")
+#: Fields a continued build must agree on: everything that shapes its vectors, and both instructions.
+BUILD_FIELDS = (*MODEL_FIELDS, *JOIN_FIELDS, *DOCUMENT_FIELDS, "query_instruction")
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ class Fingerprint:
     do_lower_case: bool
     backend: str
     precision: str
+    instruction_join: str  # checkpoint.INSTRUCTION_JOIN or PROMPT_JOIN
+    include_prompt: bool  # under PROMPT_JOIN: pooling reads the prompt's tokens (never under INSTRUCTOR's)
     doc_instruction: str | None
     query_instruction: str | None
     chunking: dict[str, Any]  # ChunkSettings as a dict
@@ -60,7 +75,9 @@ class Fingerprint:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fingerprint:
         """Raises LegacyChunkingError for an index chunked by the scheme before the head and context
-        (an unchunked one reads as today's: its vectors are the same)."""
+        (an unchunked one reads as today's: its vectors are the same). A fingerprint without the join
+        fields reads as INSTRUCTOR's join (`LEGACY_JOIN`)."""
+        data = {**LEGACY_JOIN, **data}
         names = {f.name for f in fields(cls)}
         missing = names - set(data)
         if missing:
@@ -86,19 +103,45 @@ def stored_fingerprint(data: dict[str, Any], path: Path, build: dict[str, Any] |
     try:
         return Fingerprint.from_json(data)
     except LegacyChunkingError as exc:
-        source = build.get("input") if build else None
-        how = (
-            f"`instructembed index build --input {source} --out {path} --overwrite` with the options it "
-            "was built with"
-            if source
-            else "`instructembed index build --overwrite` (or `Index.create` + `add`) from its source"
-        )
         raise IndexStoreError(
-            f"{path} was built by an older instructembed: {exc}. Rebuild it with this version: {how}; "
-            "its documents are then chunked with the truncated head first (docs/index.md, Long documents)"
+            f"{path} was built by an older instructembed: {exc}. Rebuild it with this version: "
+            f"{_rebuild_how(path, build)}; its documents are then chunked with the truncated head first "
+            "(docs/index.md, Long documents)"
         ) from None
     except (TypeError, ValueError) as exc:
         raise IndexStoreError(f"{path}: the stored fingerprint is unreadable ({exc})") from None
+
+
+def _rebuild_how(path: Path, build: dict[str, Any] | None) -> str:
+    source = build.get("input") if build else None
+    if source:
+        return f"`instructembed index build --input {source} --out {path} --overwrite` with the options it was built with"
+    return "`instructembed index build --overwrite` (or `Index.create` + `add`) from its source"
+
+
+def join_hint(diffs: list[str], path: Path, build: dict[str, Any] | None) -> str | None:
+    """What to do when `diffs` (from `differences`) say the model joins instructions differently."""
+    if not any(d.split(":", 1)[0] in JOIN_FIELDS for d in diffs):
+        return None
+    return (
+        "This model joins instructions to texts differently from the way the index's vectors were "
+        "made (an index built before instructembed recorded the join was made by INSTRUCTOR's rule), "
+        "so its queries and new documents would not compare: rebuild the index with this model: "
+        f"{_rebuild_how(path, build)}"
+    )
+
+
+def check_model(stored: Fingerprint, current: Fingerprint, path: Path, build: dict[str, Any] | None) -> None:
+    """Refuse a model (`current`: its fingerprint) that would make other vectors than the index holds."""
+    diffs = differences(stored, current, (*MODEL_FIELDS, *JOIN_FIELDS))
+    if diffs:
+        raise FingerprintMismatchError(
+            path,
+            diffs,
+            join_hint(diffs, path, build)
+            or "Its vectors would not be comparable: use the model it was built with "
+            "(Index.open without an embedder loads it), or build a new index for this model",
+        )
 
 
 def fingerprint_of(
@@ -114,6 +157,7 @@ def fingerprint_of(
     from instructembed import __version__
 
     spec = embedder.spec
+    join = str(spec.instruction_join)
     return Fingerprint(
         model=model,
         weights_sha256=model_identity(Path(spec.root)),
@@ -125,6 +169,8 @@ def fingerprint_of(
         do_lower_case=bool(spec.do_lower_case),
         backend=str(embedder.backend.name),
         precision=str(embedder.backend.precision),
+        instruction_join=join,
+        include_prompt=bool(spec.include_prompt) and join == PROMPT_JOIN,
         doc_instruction=doc_instruction,
         query_instruction=query_instruction,
         chunking=chunking.to_json(),

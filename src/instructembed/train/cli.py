@@ -16,6 +16,7 @@ import typer
 
 from instructembed.cli_options import friendly_errors
 from instructembed.train.config import BatchSampling, LossKind, Shape
+from instructembed.train.medi_tasks import HeldOut, Mixture
 
 log = logging.getLogger(__name__)
 
@@ -439,6 +440,23 @@ def build_medi_command(
             envvar="INSTRUCTEMBED_MEDI_MODEL",
         ),
     ] = "all-MiniLM-L6-v2",
+    mixture: Annotated[
+        Mixture,
+        typer.Option(
+            help="Task list: v1 (the first study's 20 tasks) or wide (42 tasks, several over the same "
+            "texts under different instructions).",
+            envvar="INSTRUCTEMBED_MEDI_MIXTURE",
+        ),
+    ] = Mixture.V1,
+    held_out: Annotated[
+        HeldOut,
+        typer.Option(
+            help="What is decontaminated against: v1 (the 11 first held-out tasks' test texts) or wide "
+            "(also the wider held-out set's, every sentence checked). v1 with --mixture v1 rebuilds the "
+            "first study's mixture byte for byte.",
+            envvar="INSTRUCTEMBED_MEDI_HELD_OUT",
+        ),
+    ] = HeldOut.WIDE,
 ) -> None:
     """Build the MEDI-style mixture (+ dev slice, symmetric/asymmetric halves, report) from the shared data."""
     from instructembed.train.medi_build import HELD_OUT, build_medi, sibling
@@ -451,6 +469,8 @@ def build_medi_command(
         dev_per_task=dev_per_task,
         label_share=label_share,
         model=model,
+        mixture=mixture,
+        held_out=held_out,
     )
     typer.echo(f"{'task':<22} {'kind':<10} {'examples':>8} {'dev':>4} {'held-out drop':>13} {'dev drop':>8}")
     for name, s in report.tasks.items():
@@ -462,7 +482,8 @@ def build_medi_command(
         f"{'total':<22} {'':<10} {report.kept:>8}; asymmetric {report.asymmetric_share():.1%} of examples, "
         f"label-defined {report.label_batch_share(32):.1%} of batches of 32"
     )
-    typer.echo(f"held out: {', '.join(HELD_OUT)} ({report.held_out_texts} distinct test texts)")
+    wider = " + the wider held-out set" if report.held_out == "wide" else ""
+    typer.echo(f"held out: {', '.join(HELD_OUT)}{wider} ({report.held_out_texts} distinct test texts)")
     files = ", ".join(f"{name} ({n})" for name, n in report.variants.items())
     typer.echo(f"wrote {files}; report in {sibling(out, 'report')}")
 

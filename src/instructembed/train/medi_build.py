@@ -31,7 +31,6 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from instructembed.errors import InputFileError
 from instructembed.train import medi_pairs as pairs
 from instructembed.train import medi_sources as src
 from instructembed.train import medi_wide_pairs, medi_wide_tasks
-from instructembed.train.medi_tasks import TASKS, Instructions, TaskDef
+from instructembed.train.medi_tasks import TASKS, HeldOut, Instructions, Mixture, TaskDef
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +68,6 @@ HELD_OUT = (
     "SciFact",
 )
 DEV_SETS = ("STS-B dev", "TrecQA dev")
-
-
-class Mixture(str, Enum):
-    """Which task list: the first mixture (issue 11, 20 tasks) or the wider one (issue 27, 42 tasks)."""
-
-    V1 = "v1"
-    WIDE = "wide"
-
-
-class HeldOut(str, Enum):
-    """What is decontaminated against: the 11 first held-out tasks, or the wider held-out set."""
-
-    V1 = "v1"
-    WIDE = "wide"
 
 
 _KEY = re.compile(r"[a-z0-9]+")

@@ -163,9 +163,23 @@ class McStory:
     wrong: tuple[str, ...]
 
 
-def read_mctest(data_dir: Path) -> list[McStory]:
-    """MCTest mc160 + mc500 (never mc660, their concatenation), all splits: statements -> story."""
-    out: list[McStory] = []
+@dataclass(frozen=True)
+class _McItem:
+    question: str  # as the file has it ("one: What ...")
+    options: tuple[str, ...]  # the four option statements, cleaned
+    right: int  # index of the right option
+
+
+@dataclass(frozen=True)
+class _McRow:
+    """One MCTest row: the story and its four questions (both readers parse the files here)."""
+
+    story: str
+    items: tuple[_McItem, ...]
+
+
+def _mctest_rows(data_dir: Path) -> Iterator[_McRow]:
+    """MCTest mc160 + mc500 (never mc660, their concatenation), all splits, row by row."""
     for part in ("mc160", "mc500"):
         for split in ("train", "dev", "test"):
             tsv = data_dir / "mctest" / f"{part}.{split}.statements.tsv"
@@ -173,23 +187,34 @@ def read_mctest(data_dir: Path) -> list[McStory]:
             for path in (tsv, ans):
                 if not path.is_file():
                     raise InputFileError(f"{path}: not found; is --data-dir the shared data folder?")
-            stories = tsv.read_text(encoding="utf-8", errors="replace").split("\n")
+            rows = tsv.read_text(encoding="utf-8", errors="replace").split("\n")
             answers = ans.read_text(encoding="utf-8").split("\n")
-            for n, (line, letters) in enumerate(zip(stories, answers, strict=False), start=1):
-                fields = line.rstrip("\r").split("\t")
-                keys = letters.rstrip("\r").split("\t")
+            for n, (line, letters) in enumerate(zip(rows, answers, strict=False), start=1):
                 if not line.strip():
                     continue
+                fields, keys = line.rstrip("\r").split("\t"), letters.rstrip("\r").split("\t")
                 if len(fields) != 23 or len(keys) != 4:
                     raise InputFileError(f"{tsv}:{n}: expected 23 tab-separated fields and 4 answers")
-                story = _clean(fields[2].replace("\\newline", " ").replace("\\tab", " "))
-                right, wrong = [], []
-                for q in range(4):
-                    options = fields[4 + 5 * q : 8 + 5 * q]
-                    pick = "ABCD".index(keys[q])
-                    right.append(_clean(options[pick]))
-                    wrong += [_clean(o) for i, o in enumerate(options) if i != pick]
-                out.append(McStory(story, tuple(right), tuple(wrong)))
+                yield _McRow(
+                    story=_clean(fields[2].replace("\\newline", " ").replace("\\tab", " ")),
+                    items=tuple(
+                        _McItem(
+                            fields[3 + 5 * q],
+                            tuple(_clean(o) for o in fields[4 + 5 * q : 8 + 5 * q]),
+                            "ABCD".index(keys[q]),
+                        )
+                        for q in range(4)
+                    ),
+                )
+
+
+def read_mctest(data_dir: Path) -> list[McStory]:
+    """MCTest mc160 + mc500, all splits: statements -> story."""
+    out: list[McStory] = []
+    for row in _mctest_rows(data_dir):
+        right = tuple(q.options[q.right] for q in row.items)
+        wrong = tuple(o for q in row.items for i, o in enumerate(q.options) if i != q.right)
+        out.append(McStory(row.story, right, wrong))
     return out
 
 
@@ -387,26 +412,10 @@ class McQuestion:
 def read_mctest_questions(data_dir: Path) -> list[McQuestion]:
     """MCTest mc160 + mc500 questions ('one: What ...' prefix dropped) with their option statements."""
     out: list[McQuestion] = []
-    for part in ("mc160", "mc500"):
-        for split in ("train", "dev", "test"):
-            tsv = data_dir / "mctest" / f"{part}.{split}.statements.tsv"
-            ans = data_dir / "mctest" / f"{part}.{split}.ans"
-            for path in (tsv, ans):
-                if not path.is_file():
-                    raise InputFileError(f"{path}: not found; is --data-dir the shared data folder?")
-            rows = tsv.read_text(encoding="utf-8", errors="replace").split("\n")
-            answers = ans.read_text(encoding="utf-8").split("\n")
-            for n, (line, letters) in enumerate(zip(rows, answers, strict=False), start=1):
-                if not line.strip():
-                    continue
-                fields, keys = line.rstrip("\r").split("\t"), letters.rstrip("\r").split("\t")
-                if len(fields) != 23 or len(keys) != 4:
-                    raise InputFileError(f"{tsv}:{n}: expected 23 tab-separated fields and 4 answers")
-                for q in range(4):
-                    question = _clean(fields[3 + 5 * q].split(":", 1)[-1])
-                    options = [_clean(o) for o in fields[4 + 5 * q : 8 + 5 * q]]
-                    pick = "ABCD".index(keys[q])
-                    wrong = tuple(o for i, o in enumerate(options) if i != pick and o != options[pick])
-                    if question and wrong:
-                        out.append(McQuestion(question, options[pick], wrong))
+    for row in _mctest_rows(data_dir):
+        for q in row.items:
+            question, right = _clean(q.question.split(":", 1)[-1]), q.options[q.right]
+            wrong = tuple(o for i, o in enumerate(q.options) if i != q.right and o != right)
+            if question and wrong:
+                out.append(McQuestion(question, right, wrong))
     return out

@@ -11,6 +11,21 @@ per example (robustness to wording). The builders of the (query, positive, negat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+
+
+class Mixture(str, Enum):
+    """Which task list: the first mixture (issue 11, 20 tasks) or the wider one (issue 27, 42 tasks)."""
+
+    V1 = "v1"
+    WIDE = "wide"
+
+
+class HeldOut(str, Enum):
+    """What is decontaminated against: the 11 first held-out tasks, or the wider held-out set."""
+
+    V1 = "v1"
+    WIDE = "wide"
 
 
 @dataclass(frozen=True)
