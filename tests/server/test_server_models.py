@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 
 from instructembed.server import ServerSettings, create_app
 from instructembed.server.cli import serve_command
-from instructembed.server.settings import ONE_CALL_PER_BATCH
 from instructembed.server.testing import ThreadedServer
 
 
@@ -184,7 +183,7 @@ def test_models_file_gives_each_model_its_path_and_limits(
     small, slow = given["model_settings"]["small"], given["model_settings"]["slow"]
     assert (small.batch_tokens, small.max_queue_items, small.max_items_per_request) == (4096, 100, 50)
     assert (slow.batch_tokens, slow.max_wait_ms, slow.microbatch_overhead_tokens) == (2000, 25, None)
-    assert small.microbatch_overhead_tokens == ONE_CALL_PER_BATCH  # the server default: off
+    assert small.microbatch_overhead_tokens is None  # the server default: learnt
     assert slow.overlong.value == "reject" and given["settings"].batch_tokens == 2000
 
 
@@ -255,9 +254,7 @@ def test_each_model_runs_under_its_own_limits() -> None:
         limits = {m["model"]: m["limits"] for m in info["models"]}
         assert limits["tight"]["max_items_per_request"] == 2 and limits["tight"]["batch_tokens"] == 64
         assert limits["small"]["max_items_per_request"] == settings.max_items_per_request
-        assert not any(
-            m["call_cost"]["learnt"] for m in info["models"]
-        )  # off unless --microbatch-overhead-tokens auto
+        assert all(m["call_cost"]["learnt"] for m in info["models"])  # the default: learnt
     finally:
         server.stop()
     with pytest.raises(ValueError, match="not served: nope"):

