@@ -21,6 +21,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from finetune_task_report import train_log  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "docs" / "results" / "finetuning-scifact-sweep.json"
@@ -68,19 +71,7 @@ CANDIDATES = (
 )
 
 
-def _dev_curve(run: Path) -> dict[int, dict[str, float]]:
-    log = run / "train_log.jsonl"
-    if not log.exists():
-        return {}
-    rows = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return {r["step"]: r["dev"] for r in rows if "dev" in r}
-
-
-def _seconds_per_step(run: Path) -> float | None:
-    log = run / "train_log.jsonl"
-    if not log.exists():
-        return None
-    rows = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()]
+def _seconds_per_step(rows: list[dict[str, Any]]) -> float | None:
     per_step = sorted(1 / r["steps_per_s"] for r in rows if r.get("steps_per_s"))
     return round(per_step[len(per_step) // 2], 2) if per_step else None
 
@@ -89,7 +80,8 @@ def report(runs: Path) -> dict[str, object]:
     rows = []
     for c in CANDIDATES:
         run = runs / f"sweep-{c.name}"
-        curve = _dev_curve(run)
+        log = train_log(run)  # read once: the dev curve and the step times
+        curve = {r["step"]: r["dev"] for r in log if "dev" in r}
         best = max(curve.items(), key=lambda kv: kv[1]["ndcg_at_10"], default=None)
         rows.append(
             {
@@ -101,7 +93,7 @@ def report(runs: Path) -> dict[str, object]:
                 "dev_ndcg_at_10_by_step": {k: round(v["ndcg_at_10"], 2) for k, v in sorted(curve.items())},
                 "best_step": best[0] if best else None,
                 "best_dev_ndcg_at_10": round(best[1]["ndcg_at_10"], 2) if best else None,
-                "seconds_per_step_median": _seconds_per_step(run),
+                "seconds_per_step_median": _seconds_per_step(log),
             }
         )
     done = [r for r in rows if r["finished"]]

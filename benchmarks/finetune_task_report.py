@@ -52,7 +52,8 @@ def _test(path: Path, task: TaskReport) -> dict[str, Any] | None:
     }
 
 
-def _log(run: Path) -> list[dict[str, Any]]:
+def train_log(run: Path) -> list[dict[str, Any]]:
+    """The rows of RUN/train_log.jsonl (none when the run has not started)."""
     path = run / "train_log.jsonl"
     if not path.exists():
         return []
@@ -62,7 +63,7 @@ def _log(run: Path) -> list[dict[str, Any]]:
 def _seed(run: Path, prefix: str, runs: Path, name: str, task: TaskReport) -> dict[str, Any]:
     summary_path = run / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
-    log = _log(run)
+    log = train_log(run)
     curve: dict[int, dict[str, float]] = {}  # a resumed run logs a step twice: the last one counts
     for row in log:
         if "dev" in row:
