@@ -14,6 +14,8 @@ import json
 import statistics
 from pathlib import Path
 
+from finetune_task_report import train_log  # benchmarks/ is on sys.path when run as a script
+
 
 def _test(path: Path) -> dict[str, float] | None:
     if not path.exists():
@@ -91,11 +93,7 @@ def main() -> None:
 
 
 def _dev_by_step(run: Path) -> dict[int, float]:
-    log = run / "train_log.jsonl"
-    if not log.exists():
-        return {}
-    rows = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return {r["step"]: r["dev"]["ndcg_at_10"] for r in rows if "dev" in r}
+    return {r["step"]: r["dev"]["ndcg_at_10"] for r in train_log(run) if "dev" in r}
 
 
 def _fill(doc: Path, runs: Path, seeds: list[dict], base: dict | None, report: dict) -> None:  # type: ignore[type-arg]
