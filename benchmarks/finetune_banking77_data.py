@@ -19,13 +19,13 @@ Files go outside the repository (never commit data); nothing here chooses a sett
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import random
 from collections import defaultdict
 from pathlib import Path
 
+from finetune_scifact_data import split_parser  # benchmarks/ is on sys.path when run as a script
 from instructembed.eval.loaders import _banking77_split
 
 
@@ -41,13 +41,7 @@ def _write(path: Path, rows: list[tuple[str, str]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--dev-share", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = split_parser(__doc__)
     args = parser.parse_args()
     names = json.loads((args.data_dir / "banking77" / "categories.json").read_text(encoding="utf-8"))
     texts, labels = _banking77_split(args.data_dir, "train")

@@ -50,14 +50,20 @@ def _write(
     return n
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def split_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every fine-tuning data script shares: data folder, output, dev share, seed."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     parser.add_argument(
         "--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--dev-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main() -> None:
+    parser = split_parser(__doc__)
     parser.add_argument("--dev-corpus-others", type=int, default=1000)
     args = parser.parse_args()
     zip_path = args.data_dir / "scifact" / "scifact.zip"

@@ -28,11 +28,11 @@ data); nothing here chooses a setting.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
 
+from finetune_scifact_data import split_parser  # benchmarks/ is on sys.path when run as a script
 from instructembed.eval.loaders import load_trecqa
 from instructembed.eval.records import RerankingQuery
 
@@ -59,13 +59,7 @@ def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--dev-share", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = split_parser(__doc__)
     parser.add_argument(
         "--dev-split",
         choices=("holdout", "official"),
