@@ -111,7 +111,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/scifact-data"))
     parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per run (1 when another job shares the CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads per run (1 when another job shares the CPU)"
+    )
     parser.add_argument("--commit", action="store_true", help="git commit the result file after each run")
     args = parser.parse_args()
     for c in CANDIDATES:
