@@ -66,6 +66,14 @@ CommitOpt = Annotated[
         help="Records per committed batch (a crash loses at most one).",
     ),
 ]
+RescoreOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="int8 / binary: candidates per wanted result rescored from the float rows. 40 reaches "
+        "recall@10 1.000 at 1M synthetic vectors; at 10M it takes 250 (docs/index.md).",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option(envvar="INSTRUCTEMBED_PROGRESS", help="Show a progress bar on stderr.")
 ]
@@ -167,6 +175,7 @@ def build_command(
             "dimension) or binary (1 bit); int8 and binary rescore candidates from the float rows.",
         ),
     ] = "float32",
+    rescore: RescoreOpt = AnnSettings.rescore,
     commit_every: CommitOpt = 1024,
     overwrite: Annotated[
         bool, typer.Option(help="Delete an existing index at --out and start over.")
@@ -234,7 +243,7 @@ def build_command(
             not info["approximate"] or info["approximate"]["rows"] != info["vectors"]
         ):
             typer.echo(f"building the approximate index ({approximate.value})", err=True)
-            index.rebuild(AnnSettings(kind=approximate))
+            index.rebuild(AnnSettings(kind=approximate, rescore=rescore))
         index.record_build({**source, "records": total, "complete": True})
         typer.echo(_summary(report, index), err=True)
 
@@ -443,6 +452,7 @@ def rebuild_command(
     compact: Annotated[bool, typer.Option(help="Reclaim the rows of replaced and deleted documents.")] = True,
     nlist: Annotated[int | None, typer.Option(min=1, help="IVF lists (default 4 x sqrt(vectors)).")] = None,
     hnsw_m: Annotated[int, typer.Option(min=2, help="HNSW neighbours per node.")] = 32,
+    rescore: RescoreOpt = AnnSettings.rescore,
 ) -> None:
     """Compact the vectors and (re)build the approximate index, switching over in one commit."""
     from instructembed.index.core import Index
@@ -452,7 +462,7 @@ def rebuild_command(
         settings = None if approximate == "none" else "keep"
     else:
         try:
-            settings = AnnSettings(kind=AnnKind(approximate), nlist=nlist, hnsw_m=hnsw_m)
+            settings = AnnSettings(kind=AnnKind(approximate), nlist=nlist, hnsw_m=hnsw_m, rescore=rescore)
         except ValueError:
             raise ValueError(
                 f"--approximate must be hnsw, ivf, int8, binary, none or keep, got {approximate!r}"
