@@ -23,6 +23,7 @@ from instructembed.cli_options import (
     AllowPickleOpt,
     BackendOpt,
     DtypeOpt,
+    FormatOpt,
     ModelOpt,
     QuantizeOpt,
     friendly_errors,
@@ -88,10 +89,6 @@ IdFieldOpt = Annotated[
 InstructionFieldOpt = Annotated[
     str | None,
     typer.Option(envvar="INSTRUCTEMBED_INSTRUCTION_FIELD", help="Field/column with a per-row instruction."),
-]
-FormatOpt = Annotated[
-    InputFormat | None,
-    typer.Option(envvar="INSTRUCTEMBED_FORMAT", help="Input format (default: from the file suffix)."),
 ]
 SkipBlankOpt = Annotated[
     bool,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from instructembed.errors import InstructEmbedError
+from instructembed.files import InputFormat
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Errors a command reports as one line (they carry what to do); anything else is a bug and shows its traceback.
@@ -31,6 +32,11 @@ BackendOpt = Annotated[
         help="torch, onnx or openvino (fast CPU; see 'instructembed export'). Default: torch, or for "
         "an export directory the runtime it has a graph for.",
     ),
+]
+#: `embed` and the `index` commands read the same input formats
+FormatOpt = Annotated[
+    InputFormat | None,
+    typer.Option(envvar="INSTRUCTEMBED_FORMAT", help="Input format (default: from the file suffix)."),
 ]
 QuantizeOpt = Annotated[
     str | None,

@@ -23,6 +23,7 @@ from instructembed.cli_options import (
     AllowPickleOpt,
     BackendOpt,
     DtypeOpt,
+    FormatOpt,
     QuantizeOpt,
     friendly_errors,
     setup_logging,
@@ -32,7 +33,6 @@ from instructembed.index.ann import AnnKind, AnnSettings
 from instructembed.index.cli_options import (
     CommitOpt,
     DirArg,
-    FormatOpt,
     IdFieldOpt,
     InputOpt,
     MetadataFieldOpt,

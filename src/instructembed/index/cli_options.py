@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from instructembed.files import InputFormat
-
 InputOpt = Annotated[
     Path,
     typer.Option("--input", "-i", envvar="INSTRUCTEMBED_INPUT", help="JSONL, CSV, TSV or parquet records."),
@@ -25,10 +23,6 @@ MetadataFieldOpt = Annotated[
         envvar="INSTRUCTEMBED_METADATA_FIELD",
         help="Field/column with a JSON object of metadata (filters match on its keys).",
     ),
-]
-FormatOpt = Annotated[
-    InputFormat | None,
-    typer.Option(envvar="INSTRUCTEMBED_FORMAT", help="Input format (default: from the file suffix)."),
 ]
 CommitOpt = Annotated[
     int,
